@@ -1,0 +1,3 @@
+from gmvae.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""Frozen settings for the network, the loss and the Gumbel-Softmax schedule.
+
+Defaults are the paper's MNIST values (NOTES.md); the configs in ``configs/`` set
+the other experiments. Each class validates itself so that a bad value fails at
+parse time with a message naming the option and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from gmvae.errors import ConfigError
+
+NETWORKS = ("auto", "conv", "mlp")
+RECONSTRUCTIONS = ("mse", "bce")
+PRIORS = ("mixture", "standard")
+
+
+def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{option}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _check_positive(option: str, value: float, *, allow_zero: bool = False) -> None:
+    if value != value or value < 0 or (value == 0 and not allow_zero):  # value != value: NaN
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{option}={value!r} must be {bound}")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes of the networks (paper Appendix A).
+
+    ``network``: ``conv`` (28x28 or 32x32 images), ``mlp`` (any shape, flattened)
+    or ``auto`` (conv where the image size has a conv stack, else mlp).
+    ``prior``: ``mixture`` is the paper's learned p(z|y); ``standard`` uses N(0, I).
+    """
+
+    network: str = "auto"
+    feature_size: int = 100
+    latent_size: int = 100
+    mlp_hidden_size: int = 512
+    prior: str = "mixture"
+
+    def __post_init__(self) -> None:
+        _check_choice("network", self.network, NETWORKS)
+        _check_choice("prior", self.prior, PRIORS)
+        for name in ("feature_size", "latent_size", "mlp_hidden_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be a positive integer")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and settings of L_total = wR*L_R + wG*L_G + wC*L_C + wA*L_A + wM*L_M.
+
+    A weight of 0 switches its term off (it is then neither computed nor logged).
+    ``metric`` is ``lifted`` (our O(B^2) lifted structured loss, margin
+    ``metric_margin``) or the class name of any pytorch-metric-learning loss,
+    built with ``metric_kwargs``.
+    """
+
+    reconstruction: str = "mse"
+    w_reconstruction: float = 1.0
+    w_gaussian: float = 1.0
+    w_categorical: float = 1.0
+    w_assignment: float = 1.0
+    w_metric: float = 1.0
+    knn_k: int = 5
+    metric: str = "lifted"
+    metric_margin: float = 2.0
+    metric_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        for name in ("w_reconstruction", "w_gaussian", "w_categorical", "w_assignment", "w_metric"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        if not isinstance(self.knn_k, int) or self.knn_k < 1:
+            raise ConfigError(f"knn_k={self.knn_k!r} must be a positive integer")
+        _check_positive("metric_margin", self.metric_margin)
+        if not self.metric:
+            raise ConfigError("metric must name a loss: 'lifted' or a pytorch-metric-learning loss")
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether any term needs labeled rows in the batch."""
+        return self.w_assignment > 0 or self.w_metric > 0
+
+
+@dataclass(frozen=True)
+class TemperatureConfig:
+    """Gumbel-Softmax temperature: geometric from ``start`` to ``end`` over ``epochs``, then flat."""
+
+    start: float = 1.0
+    end: float = 0.5
+    epochs: float = 50.0
+    hard: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive("temperature.start", self.start)
+        _check_positive("temperature.end", self.end)
+        _check_positive("temperature.epochs", self.epochs, allow_zero=True)
+
+
+C = TypeVar("C")
+
+
+def coerce(cls: type[C], value: C | dict[str, Any] | None) -> C:
+    """Accept a config object, a plain dict (as stored in checkpoints) or None (defaults)."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} option(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**value)
+    raise ConfigError(f"expected {cls.__name__} or a mapping, got {type(value).__name__}")

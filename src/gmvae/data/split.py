@@ -1,0 +1,43 @@
+"""The seeded 80/20 stratified train/val split and the balanced labeled subset (paper 5.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from gmvae.errors import ConfigError
+
+
+def train_val_split(
+    labels: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val), stratified by class, fixed by ``seed``; each sorted."""
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
+    train, val = train_test_split(
+        np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
+    )
+    return np.sort(train), np.sort(val)
+
+
+def balanced_labeled_subset(
+    labels: np.ndarray, num_labeled: int, num_classes: int, seed: int
+) -> np.ndarray:
+    """Positions into ``labels`` of ``num_labeled // num_classes`` examples per class, sorted."""
+    if num_labeled < 0 or num_labeled % num_classes:
+        raise ConfigError(
+            f"num_labeled={num_labeled} must be a non-negative multiple of the "
+            f"{num_classes} classes (the same count per class)"
+        )
+    per_class = num_labeled // num_classes
+    rng = np.random.default_rng([seed, 1])  # a stream of its own, independent of the split's
+    chosen = []
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ConfigError(
+                f"num_labeled={num_labeled} asks for {per_class} labeled examples of class {c}, "
+                f"but the train part holds only {len(members)}"
+            )
+        chosen.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)

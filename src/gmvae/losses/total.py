@@ -1,0 +1,101 @@
+"""The weighted total loss, each term named so that it can be logged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gmvae.config import LossConfig
+from gmvae.losses.assignment import knn_assign
+from gmvae.losses.elbo import categorical_kl, gaussian_kl, reconstruction_loss
+from gmvae.losses.metric import build_metric_loss
+from gmvae.model.gmvae import GMVAEOutput
+
+
+@dataclass
+class LossTerms:
+    """Unweighted terms (None when switched off), the weighted total and the k-NN targets."""
+
+    total: torch.Tensor
+    reconstruction: torch.Tensor | None = None
+    gaussian: torch.Tensor | None = None
+    categorical: torch.Tensor | None = None
+    assignment: torch.Tensor | None = None
+    metric: torch.Tensor | None = None
+    targets: torch.Tensor | None = None  # true labels where known, k-NN assignments elsewhere
+
+    def named(self) -> dict[str, torch.Tensor]:
+        """{name: value} of the total and every active term, for logging."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and f.name != "targets":
+                out[f.name] = value
+        return out
+
+
+class GMVAELoss(nn.Module):
+    """L_total = wR*L_R + wG*L_G + wC*L_C + wA*L_A + wM*L_M (paper Eq. 1, 7; Section 4).
+
+    ``labels`` uses -1 for unlabeled rows. L_A and L_M need labeled rows in the
+    batch; with ``include_auxiliary=False`` only the variational terms are
+    computed (the label-free validation loss).
+    """
+
+    def __init__(self, config: LossConfig, num_classes: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = num_classes
+        self.metric_loss = (
+            build_metric_loss(config.metric, config.metric_margin, dict(config.metric_kwargs))
+            if config.w_metric > 0
+            else None
+        )
+
+    def forward(
+        self,
+        out: GMVAEOutput,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        include_auxiliary: bool = True,
+    ) -> LossTerms:
+        cfg = self.config
+        terms = LossTerms(total=x.new_zeros((), dtype=torch.float32))
+        if cfg.w_reconstruction > 0:
+            terms.reconstruction = reconstruction_loss(
+                x.float(), out.reconstruction_logits.float(), cfg.reconstruction
+            )
+            terms.total = terms.total + cfg.w_reconstruction * terms.reconstruction
+        if cfg.w_gaussian > 0:
+            terms.gaussian = gaussian_kl(
+                *(t.float() for t in (out.z, out.z_mean, out.z_var, out.prior_mean, out.prior_var))
+            )
+            terms.total = terms.total + cfg.w_gaussian * terms.gaussian
+        if cfg.w_categorical > 0:
+            terms.categorical = categorical_kl(out.logits.float())
+            terms.total = terms.total + cfg.w_categorical * terms.categorical
+        if not (include_auxiliary and cfg.uses_labels):
+            return terms
+
+        features = out.features.float()
+        labeled = labels >= 0
+        assigned = knn_assign(
+            features.detach(),
+            features.detach(),
+            labels,
+            k=cfg.knn_k,
+            num_classes=self.num_classes,
+            reference_mask=labeled,
+        )
+        terms.targets = torch.where(labeled, labels, assigned)
+        if cfg.w_assignment > 0:
+            terms.assignment = F.cross_entropy(out.logits.float(), terms.targets)
+            terms.total = terms.total + cfg.w_assignment * terms.assignment
+        if self.metric_loss is not None:
+            terms.metric = self.metric_loss(features, terms.targets)
+            terms.total = terms.total + cfg.w_metric * terms.metric
+        return terms

@@ -1,0 +1,37 @@
+"""The two sampling tricks, as pure functions that take an optional generator."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gumbel_softmax(
+    logits: torch.Tensor,
+    temperature: float,
+    *,
+    hard: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A relaxed one-hot sample of Cat(softmax(logits)) (Jang et al. 2017; Maddison et al. 2017).
+
+    ``hard`` returns a one-hot vector whose gradient is the relaxed sample's
+    (straight-through). Shapes: (B, c) -> (B, c).
+    """
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    tiny = torch.finfo(logits.dtype).tiny
+    neg_log_u = torch.log(u.clamp_min(tiny)).neg().clamp_min(tiny)  # -log(u) > 0
+    gumbel = -torch.log(neg_log_u)
+    soft = F.softmax((logits + gumbel) / temperature, dim=-1)
+    if not hard:
+        return soft
+    one_hot = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    return one_hot - soft.detach() + soft
+
+
+def reparameterize(
+    mean: torch.Tensor, var: torch.Tensor, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """z = mean + sqrt(var) * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + eps * var.sqrt()

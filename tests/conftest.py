@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test reads the user's cache or downloads: the cache points into tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """A folder holding mnist/ (CI sets GMVAE_DATA_DIR to ../shared/data)."""
+    for candidate in (os.environ.get("GMVAE_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "mnist" / "train-labels-idx1-ubyte.gz").is_file():
+            return Path(candidate)
+    pytest.skip("MNIST files not available (set GMVAE_DATA_DIR)")

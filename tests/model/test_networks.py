@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from gmvae.config import NetworkConfig
+from gmvae.errors import ConfigError
+from gmvae.model import GMVAE
+from gmvae.model.networks import ConvDecoder, ConvEncoder
+
+# Every layer's output shape, (C, H, W), documented in docs/ARCHITECTURE.md.
+ENCODER_SHAPES = {
+    (1, 28, 28): [(16, 24, 24), (32, 20, 20), (64, 10, 10), (128, 5, 5), (100, 1, 1)],
+    (3, 32, 32): [(16, 28, 28), (32, 24, 24), (64, 12, 12), (128, 6, 6), (100, 1, 1)],
+}
+DECODER_SHAPES = {
+    (1, 28, 28): [(128, 5, 5), (64, 10, 10), (32, 20, 20), (16, 24, 24), (1, 28, 28)],
+    (3, 32, 32): [(128, 6, 6), (64, 12, 12), (32, 24, 24), (16, 28, 28), (3, 32, 32)],
+}
+
+
+def _conv_outputs(net: torch.nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
+    shapes = []
+    for layer in net.net:
+        x = layer(x)
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            shapes.append(tuple(x.shape[1:]))
+    return shapes
+
+
+@pytest.mark.parametrize("shape", list(ENCODER_SHAPES))
+def test_conv_encoder_layer_shapes(shape):
+    enc = ConvEncoder(shape, 100)
+    assert _conv_outputs(enc, torch.rand(2, *shape)) == ENCODER_SHAPES[shape]
+    assert enc(torch.rand(2, *shape)).shape == (2, 100)
+
+
+@pytest.mark.parametrize("shape", list(DECODER_SHAPES))
+def test_conv_decoder_layer_shapes(shape):
+    dec = ConvDecoder(shape, 150)
+    assert _conv_outputs(dec, torch.rand(2, 150)) == DECODER_SHAPES[shape]
+
+
+@pytest.mark.parametrize(
+    "shape,fsz,gsz,network",
+    [
+        ((1, 28, 28), 100, 100, "conv"),
+        ((1, 28, 28), 200, 50, "conv"),
+        ((3, 32, 32), 100, 150, "conv"),
+        ((1, 8, 8), 64, 32, "mlp"),
+        ((3, 20, 12), 32, 8, "auto"),
+    ],
+)
+def test_gmvae_output_shapes(shape, fsz, gsz, network):
+    model = GMVAE(shape, 10, NetworkConfig(network=network, feature_size=fsz, latent_size=gsz))
+    out = model(torch.rand(5, *shape), temperature=0.5)
+    assert out.features.shape == (5, fsz)
+    assert out.logits.shape == out.y.shape == (5, 10)
+    for t in (out.z_mean, out.z_var, out.z, out.prior_mean, out.prior_var):
+        assert t.shape == (5, gsz)
+    assert out.reconstruction.shape == (5, *shape)
+    assert (out.z_var > 0).all() and (out.prior_var > 0).all()
+    assert model.sample(3, 4).shape == (4, *shape)
+
+
+def test_eval_mode_is_deterministic():
+    model = GMVAE((1, 28, 28), 10, NetworkConfig()).eval()
+    x = torch.rand(3, 1, 28, 28)
+    a, b = model(x), model(x)
+    torch.testing.assert_close(a.reconstruction_logits, b.reconstruction_logits)
+    torch.testing.assert_close(a.y, torch.softmax(a.logits, -1))
+
+
+def test_standard_prior_is_unit_normal():
+    model = GMVAE((1, 8, 8), 3, NetworkConfig(prior="standard", latent_size=4))
+    out = model(torch.rand(2, 1, 8, 8))
+    assert (out.prior_mean == 0).all() and (out.prior_var == 1).all()
+
+
+def test_conv_rejects_unsupported_sizes():
+    with pytest.raises(ConfigError, match="network: mlp"):
+        GMVAE((1, 20, 20), 10, NetworkConfig(network="conv"))
+    with pytest.raises(ConfigError, match="auto, conv, mlp"):
+        NetworkConfig(network="resnet")
