@@ -5,19 +5,22 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# Read once: tests run with GMVAE_DATA_DIR unset, so that only real_data_dir sees it.
+_REAL_DATA_DIR = os.environ.get("GMVAE_DATA_DIR")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
-    """No test reads the user's cache or downloads: the cache points into tmp_path."""
+    """No test reads the user's cache or $GMVAE_DATA_DIR: the cache points into tmp_path."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GMVAE_DATA_DIR", raising=False)
     torch.manual_seed(0)
 
 
 @pytest.fixture
 def real_data_dir() -> Path:
     """A folder holding mnist/ (CI sets GMVAE_DATA_DIR to ../shared/data)."""
-    for candidate in (os.environ.get("GMVAE_DATA_DIR"), REPO.parent / "shared" / "data"):
+    for candidate in (_REAL_DATA_DIR, REPO.parent / "shared" / "data"):
         if candidate and (Path(candidate) / "mnist" / "train-labels-idx1-ubyte.gz").is_file():
             return Path(candidate)
     pytest.skip("MNIST files not available (set GMVAE_DATA_DIR)")

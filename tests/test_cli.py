@@ -111,3 +111,34 @@ def test_bad_option_value_exits_2_naming_the_choices(tmp_path):
     )
     assert done.returncode == 2
     assert "mse" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_exported_model_loads_without_pickle_and_predicts_like_the_checkpoint(tmp_path):
+    import torch
+
+    from gmvae.data import load_split
+    from gmvae.data.arrays import to_float
+    from gmvae.export import load_model
+    from gmvae.training import GMVAEModule
+
+    main(
+        [
+            "fit",
+            "--config",
+            DEMO,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            *QUIET,
+        ]
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    model, card = load_model(metrics["model_file"])
+    assert card.image_shape == (1, 8, 8) and card.class_names[3] == "3"
+    x = to_float(load_split("digits", "test").images)
+    ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    module = GMVAEModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    with torch.inference_mode():
+        torch.testing.assert_close(model.classify(x), module.eval().model.classify(x))

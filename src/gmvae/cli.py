@@ -7,6 +7,7 @@ accuracy) and last checkpoints, then tests the best one and writes
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -17,9 +18,15 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from gmvae.errors import GMVAEError
+from gmvae.export import ModelCard, save_model
 from gmvae.files import atomic_write_json
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
+
+# Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
+# own: name -> "module:function", the function taking the remaining argv and returning
+# an exit status.
+TOOL_COMMANDS: dict[str, str] = {}
 
 
 class GMVAECLI(LightningCLI):
@@ -76,9 +83,21 @@ class GMVAECLI(LightningCLI):
             "dataset": self.datamodule.dataset,
             "num_labeled": self.datamodule.num_labeled,
         }
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "metrics.json"
-        atomic_write_json(path, metrics)
-        print(f"wrote {path}: test_error {metrics['test_error']:.2f} %")
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        # trainer.test loaded the best weights: export them as the shareable model file.
+        model_file = save_model(
+            run_dir / "model.safetensors",
+            self.model.model,
+            ModelCard(
+                self.datamodule.image_shape,
+                self.datamodule.num_classes,
+                self.model.network_config,
+                self.datamodule.class_names,
+            ),
+        )
+        metrics["model_file"] = str(model_file)
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        print(f"wrote {run_dir / 'metrics.json'}: test_error {metrics['test_error']:.2f} %")
 
 
 def _user_error(exc: BaseException) -> GMVAEError | None:
@@ -102,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:
         sys.argv[1:] = args
     try:
+        if args and args[0] in TOOL_COMMANDS:
+            module, _, function = TOOL_COMMANDS[args[0]].partition(":")
+            status = getattr(importlib.import_module(module), function)(args[1:])
+            raise SystemExit(status)
         GMVAECLI(
             GMVAEModule,
             GMVAEDataModule,
