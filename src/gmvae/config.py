@@ -58,6 +58,10 @@ class LossConfig:
     """Weights and settings of L_total = wR*L_R + wG*L_G + wC*L_C + wA*L_A + wM*L_M.
 
     A weight of 0 switches its term off (it is then neither computed nor logged).
+    ``labeled_generative: false`` computes L_R and L_G on the unlabeled rows only and
+    skips q(z|x_hat,y), p(z|y) and the decoder for the labeled rows, which in small
+    labeled sets are the same images in every batch (faster; changes the objective,
+    see docs/PERFORMANCE.md for its measured effect).
     ``metric`` is ``lifted`` (our O(B^2) lifted structured loss, margin
     ``metric_margin``) or the class name of any pytorch-metric-learning loss,
     built with ``metric_kwargs``.
@@ -73,6 +77,7 @@ class LossConfig:
     metric: str = "lifted"
     metric_margin: float = 2.0
     metric_kwargs: dict[str, Any] = field(default_factory=dict)
+    labeled_generative: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)

@@ -73,3 +73,17 @@ def test_validation_loss_uses_no_labels(batch):
     out, x, labels = batch
     terms = GMVAELoss(LossConfig(knn_k=2), 3)(out, x, labels, include_auxiliary=False)
     assert terms.assignment is None and terms.metric is None and terms.targets is None
+
+
+def test_labeled_generative_off_decodes_only_the_leading_rows():
+    torch.manual_seed(0)
+    model = GMVAE((1, 8, 8), 3, NetworkConfig(network="mlp", feature_size=16, latent_size=4))
+    x = torch.rand(10, 1, 8, 8)
+    labels = torch.tensor([-1] * 6 + [0, 1, 2, 0])
+    out = model(x, temperature=0.7, generative_rows=6)
+    assert out.features.shape[0] == out.logits.shape[0] == 10
+    assert out.z.shape[0] == out.reconstruction_logits.shape[0] == 6
+    terms = GMVAELoss(LossConfig(knn_k=2, labeled_generative=False), 3)(out, x, labels)
+    expected = reconstruction_loss(x[:6], out.reconstruction_logits, "mse")
+    assert terms.reconstruction.item() == pytest.approx(expected.item())
+    assert terms.targets.shape == (10,) and torch.isfinite(terms.total)

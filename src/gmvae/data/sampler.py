@@ -10,15 +10,47 @@ import torch
 from gmvae.errors import ConfigError
 
 
+class UnlabeledShardSampler(torch.utils.data.Sampler[int]):
+    """This rank's share of a fresh permutation of the unlabeled rows, per epoch.
+
+    The permutation depends on ``(seed, epoch)`` alone, so a resumed run sees the same
+    order; rank r takes every ``world_size``-th row of it (disjoint, equal shards).
+    Lightning calls :meth:`set_epoch` at the start of every epoch.
+    """
+
+    def __init__(
+        self, unlabeled: np.ndarray, *, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if len(unlabeled) < world_size:
+            raise ConfigError(
+                f"{len(unlabeled)} unlabeled rows cannot be shared by {world_size} ranks"
+            )
+        self.unlabeled = torch.as_tensor(unlabeled, dtype=torch.long)
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.unlabeled) // self.world_size  # equal shards keep ranks in lock-step
+
+    def __iter__(self) -> Iterator[int]:
+        perm = torch.randperm(len(self.unlabeled), generator=_generator(self.seed, self.epoch))
+        shard = self.unlabeled[perm][self.rank :: self.world_size][: len(self)]
+        return iter(shard.tolist())
+
+
 class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Yields index lists ``[unlabeled..., labeled...]`` into one train dataset.
 
-    An epoch is one pass over ``unlabeled`` in a fresh permutation; every batch
-    gets ``labeled_batch_size`` rows drawn at random from ``labeled`` (without
-    replacement when there are enough). Randomness comes from ``(seed, epoch)``
-    alone, so a resumed run draws the same batches. Under DDP each rank takes
-    every ``world_size``-th unlabeled row of the shared permutation (disjoint
-    shards) and its own labeled draw.
+    An epoch is one pass over this rank's unlabeled shard (see
+    :class:`UnlabeledShardSampler`); every batch gets ``labeled_batch_size`` rows
+    drawn at random from ``labeled`` (without replacement when there are enough),
+    from a generator seeded by ``(seed, epoch, rank)``. Labeled rows come last, so
+    the model can tell the parts apart by count alone.
     """
 
     def __init__(
@@ -38,34 +70,22 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
             raise ConfigError(f"labeled_batch_size={labeled_batch_size} must be >= 0")
         if labeled_batch_size and not len(labeled):
             raise ConfigError("labeled_batch_size > 0 but there are no labeled examples")
-        if len(unlabeled) < world_size:
-            raise ConfigError(
-                f"{len(unlabeled)} unlabeled rows cannot be shared by {world_size} ranks"
-            )
-        self.unlabeled = torch.as_tensor(unlabeled, dtype=torch.long)
+        # Lightning looks for ``batch_sampler.sampler.set_epoch``.
+        self.sampler = UnlabeledShardSampler(unlabeled, seed=seed, rank=rank, world_size=world_size)
         self.labeled = torch.as_tensor(labeled, dtype=torch.long)
         self.unlabeled_batch_size = unlabeled_batch_size
         self.labeled_batch_size = labeled_batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every epoch."""
-        self.epoch = epoch
-
-    def _shard_size(self) -> int:
-        return len(self.unlabeled) // self.world_size  # equal shards: ranks step in lock-step
+        self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return -(-self._shard_size() // self.unlabeled_batch_size)
+        return -(-len(self.sampler) // self.unlabeled_batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        shared = _generator(self.seed, self.epoch)
-        perm = self.unlabeled[torch.randperm(len(self.unlabeled), generator=shared)]
-        shard = perm[self.rank :: self.world_size][: self._shard_size()]
-        own = _generator(self.seed, self.epoch, self.rank, 1)
+        s = self.sampler
+        own = _generator(s.seed, s.epoch, s.rank, 1)
+        shard = torch.as_tensor(list(s), dtype=torch.long)
         n_lab, m = len(self.labeled), self.labeled_batch_size
         for start in range(0, len(shard), self.unlabeled_batch_size):
             part = shard[start : start + self.unlabeled_batch_size]

@@ -66,8 +66,9 @@ class GMVAELoss(nn.Module):
         cfg = self.config
         terms = LossTerms(total=x.new_zeros((), dtype=torch.float32))
         if cfg.w_reconstruction > 0:
+            generated = x[: out.reconstruction_logits.shape[0]]  # rows that were decoded
             terms.reconstruction = reconstruction_loss(
-                x.float(), out.reconstruction_logits.float(), cfg.reconstruction
+                generated.float(), out.reconstruction_logits.float(), cfg.reconstruction
             )
             terms.total = terms.total + cfg.w_reconstruction * terms.reconstruction
         if cfg.w_gaussian > 0:

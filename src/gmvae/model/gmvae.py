@@ -14,15 +14,18 @@ from gmvae.model.networks import LEAKY_SLOPE, build_encoder_decoder
 
 
 class GMVAEOutput(NamedTuple):
+    """Outputs of one forward pass. G <= B is the number of leading rows that went
+    through the generative path (all of them unless ``generative_rows`` was given)."""
+
     features: torch.Tensor  # x_hat = g(x), (B, fsz)
     logits: torch.Tensor  # q(y|x_hat) logits, (B, c)
-    y: torch.Tensor  # Gumbel-Softmax sample (train) or softmax probabilities (eval), (B, c)
-    z_mean: torch.Tensor  # q(z|x_hat, y), (B, gsz)
+    y: torch.Tensor  # Gumbel-Softmax sample (train) or softmax probabilities (eval), (G, c)
+    z_mean: torch.Tensor  # q(z|x_hat, y), (G, gsz)
     z_var: torch.Tensor
-    z: torch.Tensor  # reparameterised sample (train) or the mean (eval), (B, gsz)
-    prior_mean: torch.Tensor  # p(z|y), (B, gsz)
+    z: torch.Tensor  # reparameterised sample (train) or the mean (eval), (G, gsz)
+    prior_mean: torch.Tensor  # p(z|y), (G, gsz)
     prior_var: torch.Tensor
-    reconstruction_logits: torch.Tensor  # p(x|z) before the sigmoid, (B, C, H, W)
+    reconstruction_logits: torch.Tensor  # p(x|z) before the sigmoid, (G, C, H, W)
 
     @property
     def reconstruction(self) -> torch.Tensor:
@@ -81,14 +84,18 @@ class GMVAE(nn.Module):
         temperature: float = 1.0,
         hard: bool = False,
         generator: torch.Generator | None = None,
+        generative_rows: int | None = None,
     ) -> GMVAEOutput:
+        """``generative_rows``: run q(z|x_hat,y), p(z|y) and the decoder on the first
+        that many rows only (features and logits cover the whole batch)."""
         features = self.encoder(x)
         logits = self.q_y(features)
+        gen_features, gen_logits = features[:generative_rows], logits[:generative_rows]
         if self.training:
-            y = gumbel_softmax(logits, temperature, hard=hard, generator=generator)
+            y = gumbel_softmax(gen_logits, temperature, hard=hard, generator=generator)
         else:
-            y = F.softmax(logits, dim=-1)
-        h = self.q_z(torch.cat([features, y], dim=-1))
+            y = F.softmax(gen_logits, dim=-1)
+        h = self.q_z(torch.cat([gen_features, y], dim=-1))
         z_mean, z_var = self.q_z_mean(h), F.softplus(self.q_z_var(h))
         z = reparameterize(z_mean, z_var, generator=generator) if self.training else z_mean
         prior_mean, prior_var = self.prior(y)

@@ -1,0 +1,250 @@
+"""Training and prediction throughput of gmvae against the plain fp32 eager baseline.
+
+Builds the model and data module from a config exactly as ``gmvae fit`` does (through
+the same LightningCLI parser), trains a fixed number of steps on Lightning's Trainer
+with the configured precision, and prints medians over several timing windows:
+samples/s (unlabeled + labeled rows per step), model FLOPs per training sample
+(``torch.utils.flop_counter``), achieved GFLOP/s, the machine's fp32 and bf16 matmul
+GFLOP/s measured in the same run, the fraction of peak for the precision used, and
+peak RSS. The baseline (``--trainer.precision 32-true``, ``--model.channels_last
+false``) runs in the same process afterwards. It ends with one JSON line.
+
+    python bench/train_throughput.py                       # MNIST-100 (../shared/data)
+    python bench/train_throughput.py --shape svhn          # synthetic SVHN tensors, batch 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gmvae.cli import GMVAECLI
+from gmvae.data.arrays import ImageArrays, to_float
+from gmvae.training import GMVAEDataModule, GMVAEModule
+from gmvae.training.precision import fastest_precision
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPES = {"mnist": "configs/mnist-100.yaml", "svhn": "configs/svhn-1000.yaml"}
+
+
+class StepTimer(L.Callback):
+    """Wall time of every training step (batch start to the end of the optimizer step)."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def build(config: str, overrides: list[str]) -> tuple[GMVAEModule, GMVAEDataModule, str]:
+    """Model, data module and precision from the config, through gmvae fit's parser."""
+    cli = GMVAECLI(
+        GMVAEModule,
+        GMVAEDataModule,
+        seed_everything_default=0,
+        trainer_defaults={"precision": fastest_precision(), "logger": False},
+        args=["--config", config, *overrides],
+        run=False,
+    )
+    return cli.model, cli.datamodule, str(cli.trainer.precision)
+
+
+def synthetic_svhn(dm: GMVAEDataModule, rows: int = 20000) -> None:
+    """Fill the data module with random uint8 tensors of SVHN's real shape."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (rows, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(rows) % 10
+    dm.train_set = ImageArrays(images, labels, "synthetic svhn")
+    dm.val_set = ImageArrays(images[:1000], labels[:1000], "synthetic svhn")
+    dm.test_set = ImageArrays(images[:5000], labels[:5000], "synthetic svhn")
+    dm.labeled_index = np.arange(dm.num_labeled)
+
+
+def flops_per_sample(module: GMVAEModule, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Forward + backward FLOPs of one training step, divided by the rows in the batch."""
+    x, labels = batch
+    module.train()
+    with FlopCounterMode(display=False) as counter:
+        out = module.model(x, temperature=1.0)
+        module.criterion(out, x, labels).total.backward()
+    module.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(x)
+
+
+def predict_flops_per_sample(module: GMVAEModule, x: torch.Tensor) -> float:
+    module.eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        module.model.classify(x)
+    return counter.get_total_flops() / len(x)
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def time_training(
+    module: GMVAEModule, dm: GMVAEDataModule, precision: str, warmup: int, windows: int, width: int
+) -> tuple[float, list[float]]:
+    """Median samples/s over ``windows`` windows of ``width`` steps, after ``warmup`` steps."""
+    timer = StepTimer()
+    trainer = L.Trainer(
+        precision=precision,
+        max_steps=warmup + windows * width,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        callbacks=[timer],
+    )
+    trainer.fit(module, datamodule=dm)
+    rows = dm.unlabeled_batch_size + dm.labeled_batch_size
+    steps = timer.durations[warmup:]
+    rates = [rows * width / sum(steps[i : i + width]) for i in range(0, len(steps), width)]
+    return statistics.median(rates), rates
+
+
+def time_prediction(module: GMVAEModule, images: torch.Tensor, precision: str, batch: int) -> float:
+    """Images/s of argmax q(y|x) over ``images`` in large batches under inference_mode."""
+    module.eval()
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if precision.startswith("bf16")
+        else nullcontext()
+    )
+    rates = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with torch.inference_mode(), autocast:
+            for start in range(0, len(images), batch):
+                x = to_float(images[start : start + batch]).contiguous(
+                    memory_format=module.memory_format
+                )
+                module.model.classify(x).argmax(-1)
+        rates.append(len(images) / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="mnist")
+    parser.add_argument("--config", help="config to benchmark (default: the shape's paper config)")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("GMVAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--width", type=int, default=6, help="steps per timing window")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra gmvae fit options, e.g. --trainer.precision=32-true"
+    )
+    args = parser.parse_args()
+    config = args.config or str(REPO / SHAPES[args.shape])
+    data = ["--data.data_dir", args.data_dir]
+
+    fp32_peak, bf16_peak = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    print(
+        f"machine: {torch.get_num_threads()} threads, matmul fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s"
+    )
+
+    module, dm, precision = build(config, [*data, *args.overrides])
+    if args.shape == "svhn":
+        synthetic_svhn(dm)
+    else:
+        dm.setup("fit")
+        dm.setup("test")
+    batch = next(iter(dm.train_dataloader()))
+    train_flops = flops_per_sample(module, batch)
+    predict_flops = predict_flops_per_sample(module, batch[0][:100])
+
+    rate, rates = time_training(module, dm, precision, args.warmup, args.windows, args.width)
+    peak = bf16_peak if precision.startswith("bf16") else fp32_peak
+    achieved = rate * train_flops / 1e9
+    rss = peak_rss_mb()
+    predict_rate = time_prediction(module, dm.test_set.images, precision, dm.eval_batch_size)
+    print(
+        f"config {config} ({args.shape}), precision {precision}, channels_last {module.memory_format == torch.channels_last}"
+    )
+    print(f"training: {rate:.0f} samples/s (windows: {', '.join(f'{r:.0f}' for r in rates)})")
+    print(
+        f"model FLOPs per training sample {train_flops / 1e6:.1f} M; achieved {achieved:.0f} GFLOP/s = {achieved / peak:.1%} of {precision} matmul peak"
+    )
+    print(
+        f"peak RSS {rss:.0f} MB; prediction {predict_rate:.0f} images/s ({predict_flops / 1e6:.1f} MFLOP/image)"
+    )
+
+    result = {
+        "shape": args.shape,
+        "config": os.path.relpath(config, REPO),
+        "precision": precision,
+        "samples_per_s": round(rate, 1),
+        "flops_per_sample": train_flops,
+        "achieved_gflops": round(achieved, 1),
+        "fp32_matmul_gflops": round(fp32_peak, 1),
+        "bf16_matmul_gflops": round(bf16_peak, 1),
+        "peak_fraction": round(achieved / peak, 3),
+        "peak_rss_mb": round(rss),
+        "predict_images_per_s": round(predict_rate, 1),
+    }
+    if not args.no_baseline:
+        base_module, base_dm, _ = build(
+            config,
+            [
+                *data,
+                *args.overrides,
+                "--trainer.precision",
+                "32-true",
+                "--model.channels_last",
+                "false",
+            ],
+        )
+        base_dm.train_set, base_dm.val_set, base_dm.test_set = dm.train_set, dm.val_set, dm.test_set
+        base_dm.labeled_index = dm.labeled_index
+        base_rate, base_rates = time_training(
+            base_module, base_dm, "32-true", args.warmup, args.windows, args.width
+        )
+        print(
+            f"baseline (fp32, eager, NCHW): {base_rate:.0f} samples/s (windows: {', '.join(f'{r:.0f}' for r in base_rates)})"
+        )
+        print(f"speedup {rate / base_rate:.2f}x")
+        result.update(
+            baseline_samples_per_s=round(base_rate, 1), speedup=round(rate / base_rate, 2)
+        )
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
