@@ -1,4 +1,9 @@
-"""Half-labeled batches: a pass over the unlabeled rows, each batch topped up with labeled rows."""
+"""Half-labeled batches: a pass over the unlabeled rows, each batch topped up with labeled rows.
+
+Under DDP every rank builds its own sampler (``rank``, ``world_size``); nothing here
+talks to other processes. The unlabeled shard is torch's ``DistributedSampler``, and
+:func:`eval_shard` splits a validation or test set so that each row is seen once.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch.utils.data import DistributedSampler
 
 from gmvae.errors import ConfigError
 
@@ -16,9 +22,16 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
     An epoch is one pass over ``unlabeled`` in a fresh permutation; every batch
     gets ``labeled_batch_size`` rows drawn at random from ``labeled`` (without
     replacement when there are enough). Randomness comes from ``(seed, epoch)``
-    alone, so a resumed run draws the same batches. Under DDP each rank takes
-    every ``world_size``-th unlabeled row of the shared permutation (disjoint
-    shards) and its own labeled draw.
+    alone, so a resumed run draws the same batches.
+
+    Under DDP (``world_size`` > 1) each rank takes a disjoint, equal-sized shard of
+    the epoch's shared permutation (``self.sampler``, a ``DistributedSampler`` with
+    ``drop_last``: up to ``world_size - 1`` rows, different ones each epoch, sit an
+    epoch out, so that every rank runs the same number of steps) and draws its own
+    labeled rows. The batch sizes are per rank.
+
+    Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` (not on the
+    batch sampler itself) before every epoch; ``self.sampler`` is that object.
     """
 
     def __init__(
@@ -49,22 +62,29 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
+        # Positions into self.unlabeled: this rank's shard of the epoch's permutation.
+        self.sampler = DistributedSampler(
+            range(len(self.unlabeled)),
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        )
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every epoch."""
-        self.epoch = epoch
-
-    def _shard_size(self) -> int:
-        return len(self.unlabeled) // self.world_size  # equal shards: ranks step in lock-step
+        """Select the epoch's permutation and labeled draws."""
+        self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return -(-self._shard_size() // self.unlabeled_batch_size)
+        return -(-len(self.sampler) // self.unlabeled_batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        shared = _generator(self.seed, self.epoch)
-        perm = self.unlabeled[torch.randperm(len(self.unlabeled), generator=shared)]
-        shard = perm[self.rank :: self.world_size][: self._shard_size()]
+        shard = self.unlabeled[torch.tensor(list(self.sampler), dtype=torch.long)]
         own = _generator(self.seed, self.epoch, self.rank, 1)
         n_lab, m = len(self.labeled), self.labeled_batch_size
         for start in range(0, len(shard), self.unlabeled_batch_size):
@@ -77,6 +97,23 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
             else:
                 pick = torch.randint(n_lab, (m,), generator=own)
             yield torch.cat([part, self.labeled[pick]]).tolist()
+
+
+def eval_shard(num_rows: int, rank: int, world_size: int) -> range:
+    """Rows ``[n*rank//W, n*(rank+1)//W)`` of an evaluation set of ``n`` rows for rank ``rank``.
+
+    The W ranges partition ``range(n)`` (the bounds rise from 0 to n), so every row is
+    evaluated exactly once and a metric summed over ranks is exact; their sizes differ by
+    at most one. Unlike Lightning's ``DistributedSampler`` nothing is padded. Each rank
+    needs at least one row, or it would skip the metric synchronisation the others wait in.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank={rank} must lie in [0, {world_size})")
+    if num_rows < world_size:
+        raise ConfigError(
+            f"an evaluation set of {num_rows} rows cannot give each of {world_size} ranks a row"
+        )
+    return range(num_rows * rank // world_size, num_rows * (rank + 1) // world_size)
 
 
 def _generator(*key: int) -> torch.Generator:
