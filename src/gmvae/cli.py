@@ -61,9 +61,13 @@ class GMVAECLI(LightningCLI):
             return
         ckpt = trainer.checkpoint_callback
         best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) else ""
+        # Every DDP rank tests its slice of the test set (the metrics are synchronised), then
+        # only rank 0 writes files. trainer.log_dir is a collective (a broadcast): read it in
+        # every rank, before the others leave, or rank 0 waits for them forever.
         results = trainer.test(
             self.model, datamodule=self.datamodule, ckpt_path=best or None, weights_only=True
         )
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if not trainer.is_global_zero:
             return
         timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
@@ -84,7 +88,6 @@ class GMVAECLI(LightningCLI):
             "dataset": self.datamodule.dataset,
             "num_labeled": self.datamodule.num_labeled,
         }
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         # trainer.test loaded the best weights: export them as the shareable model file.
         model_file = save_model(
             run_dir / "model.safetensors",

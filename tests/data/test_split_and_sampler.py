@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gmvae.data import SemiSupervisedBatchSampler, balanced_labeled_subset, train_val_split
+from gmvae.data.sampler import eval_shard
 from gmvae.errors import ConfigError
 
 LABELS = np.repeat(np.arange(10), 50)  # 500 rows, 50 per class
@@ -69,6 +72,32 @@ def test_ranks_get_disjoint_equal_shards():
     shards = [[i for b in _sampler(rank=r, world_size=3) for i in b if i >= 100] for r in range(3)]
     assert all(len(s) == 33 for s in shards)
     assert not set(shards[0]) & set(shards[1]) and not set(shards[1]) & set(shards[2])
+
+
+def test_each_epoch_gives_the_ranks_new_disjoint_shards_of_one_permutation():
+    for epoch in (0, 1):
+        samplers = [_sampler(rank=r, world_size=2) for r in range(2)]
+        for s in samplers:
+            s.sampler.set_epoch(epoch)  # where Lightning sets it: batch_sampler.sampler
+        shards = [[i for b in s for i in b if i >= 100] for s in samplers]
+        assert sorted(shards[0] + shards[1]) == list(range(100, 200))
+        if epoch == 0:
+            first = shards
+    assert first != shards
+    labeled = [[i for b in _sampler(rank=r, world_size=2) for i in b if i < 20] for r in (0, 1)]
+    assert labeled[0] != labeled[1]  # each rank draws its own labeled rows
+
+
+@given(n=st.integers(1, 500), world=st.integers(1, 9))
+def test_eval_shards_partition_the_rows_without_padding(n, world):
+    if n < world:
+        with pytest.raises(ConfigError, match="cannot give each"):
+            eval_shard(n, 0, world)
+        return
+    shards = [eval_shard(n, r, world) for r in range(world)]
+    assert [i for s in shards for i in s] == list(range(n))  # each row once, in order
+    sizes = [len(s) for s in shards]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
 
 
 def test_clustering_batches_have_no_labeled_part():

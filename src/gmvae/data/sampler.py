@@ -1,4 +1,9 @@
-"""Half-labeled batches: a pass over the unlabeled rows, each batch topped up with labeled rows."""
+"""Half-labeled batches: a pass over the unlabeled rows, each batch topped up with labeled rows.
+
+Under DDP every rank builds its own sampler (``rank``, ``world_size``); nothing here
+talks to other processes. The unlabeled shard is torch's ``DistributedSampler``, and
+:func:`eval_shard` splits a validation or test set so that each row is seen once.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +11,27 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch.utils.data import DistributedSampler
 
 from gmvae.errors import ConfigError
-
-
-class UnlabeledShardSampler(torch.utils.data.Sampler[int]):
-    """This rank's share of a fresh permutation of the unlabeled rows, per epoch.
-
-    The permutation depends on ``(seed, epoch)`` alone, so a resumed run sees the same
-    order; rank r takes every ``world_size``-th row of it (disjoint, equal shards).
-    Lightning calls :meth:`set_epoch` at the start of every epoch.
-    """
-
-    def __init__(
-        self, unlabeled: np.ndarray, *, seed: int, rank: int = 0, world_size: int = 1
-    ) -> None:
-        if len(unlabeled) < world_size:
-            raise ConfigError(
-                f"{len(unlabeled)} unlabeled rows cannot be shared by {world_size} ranks"
-            )
-        self.unlabeled = torch.as_tensor(unlabeled, dtype=torch.long)
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.unlabeled) // self.world_size  # equal shards keep ranks in lock-step
-
-    def __iter__(self) -> Iterator[int]:
-        perm = torch.randperm(len(self.unlabeled), generator=_generator(self.seed, self.epoch))
-        shard = self.unlabeled[perm][self.rank :: self.world_size][: len(self)]
-        return iter(shard.tolist())
 
 
 class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Yields index lists ``[unlabeled..., labeled...]`` into one train dataset.
 
-    An epoch is one pass over this rank's unlabeled shard (see
-    :class:`UnlabeledShardSampler`); every batch gets ``labeled_batch_size`` rows
-    drawn at random from ``labeled`` (without replacement when there are enough),
-    from a generator seeded by ``(seed, epoch, rank)``. Labeled rows come last, so
-    the model can tell the parts apart by count alone.
+    An epoch is one pass over ``unlabeled`` in a fresh permutation; every batch
+    gets ``labeled_batch_size`` rows drawn at random from ``labeled`` (without
+    replacement when there are enough). Randomness comes from ``(seed, epoch)``
+    alone, so a resumed run draws the same batches.
+
+    Under DDP (``world_size`` > 1) each rank takes a disjoint, equal-sized shard of
+    the epoch's shared permutation (``self.sampler``, a ``DistributedSampler`` with
+    ``drop_last``: up to ``world_size - 1`` rows, different ones each epoch, sit an
+    epoch out, so that every rank runs the same number of steps) and draws its own
+    labeled rows. The batch sizes are per rank.
+
+    Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` (not on the
+    batch sampler itself) before every epoch; ``self.sampler`` is that object.
     """
 
     def __init__(
@@ -70,22 +51,41 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
             raise ConfigError(f"labeled_batch_size={labeled_batch_size} must be >= 0")
         if labeled_batch_size and not len(labeled):
             raise ConfigError("labeled_batch_size > 0 but there are no labeled examples")
-        # Lightning looks for ``batch_sampler.sampler.set_epoch``.
-        self.sampler = UnlabeledShardSampler(unlabeled, seed=seed, rank=rank, world_size=world_size)
+        if len(unlabeled) < world_size:
+            raise ConfigError(
+                f"{len(unlabeled)} unlabeled rows cannot be shared by {world_size} ranks"
+            )
+        self.unlabeled = torch.as_tensor(unlabeled, dtype=torch.long)
         self.labeled = torch.as_tensor(labeled, dtype=torch.long)
         self.unlabeled_batch_size = unlabeled_batch_size
         self.labeled_batch_size = labeled_batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        # Positions into self.unlabeled: this rank's shard of the epoch's permutation.
+        self.sampler = DistributedSampler(
+            range(len(self.unlabeled)),
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        )
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's permutation and labeled draws."""
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.unlabeled_batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        s = self.sampler
-        own = _generator(s.seed, s.epoch, s.rank, 1)
-        shard = torch.as_tensor(list(s), dtype=torch.long)
+        shard = self.unlabeled[torch.tensor(list(self.sampler), dtype=torch.long)]
+        own = _generator(self.seed, self.epoch, self.rank, 1)
         n_lab, m = len(self.labeled), self.labeled_batch_size
         for start in range(0, len(shard), self.unlabeled_batch_size):
             part = shard[start : start + self.unlabeled_batch_size]
@@ -97,6 +97,23 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
             else:
                 pick = torch.randint(n_lab, (m,), generator=own)
             yield torch.cat([part, self.labeled[pick]]).tolist()
+
+
+def eval_shard(num_rows: int, rank: int, world_size: int) -> range:
+    """Rows ``[n*rank//W, n*(rank+1)//W)`` of an evaluation set of ``n`` rows for rank ``rank``.
+
+    The W ranges partition ``range(n)`` (the bounds rise from 0 to n), so every row is
+    evaluated exactly once and a metric summed over ranks is exact; their sizes differ by
+    at most one. Unlike Lightning's ``DistributedSampler`` nothing is padded. Each rank
+    needs at least one row, or it would skip the metric synchronisation the others wait in.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank={rank} must lie in [0, {world_size})")
+    if num_rows < world_size:
+        raise ConfigError(
+            f"an evaluation set of {num_rows} rows cannot give each of {world_size} ranks a row"
+        )
+    return range(num_rows * rank // world_size, num_rows * (rank + 1) // world_size)
 
 
 def _generator(*key: int) -> torch.Generator:

@@ -57,6 +57,11 @@ class GMVAE(nn.Module):
         self.q_z_var = nn.Linear(gsz, gsz)
         self.p_z_mean = nn.Linear(num_classes, gsz)
         self.p_z_var = nn.Linear(num_classes, gsz)
+        if config.prior == "standard":
+            # p(z|y) is N(0, I): these layers get no gradient. Frozen, so that DDP (which
+            # requires a gradient for every trainable parameter) runs without extra options.
+            self.p_z_mean.requires_grad_(False)
+            self.p_z_var.requires_grad_(False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x_hat = g(x), (B, fsz)."""

@@ -7,11 +7,12 @@ import os
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+from torch.utils.data import DataLoader
 
 from gmvae.data.arrays import ImageArrays, IndexedImages, keep_batch
+from gmvae.data.locate import locate_files
 from gmvae.data.registry import get_spec, load_split
-from gmvae.data.sampler import SemiSupervisedBatchSampler
+from gmvae.data.sampler import SemiSupervisedBatchSampler, eval_shard
 from gmvae.data.split import balanced_labeled_subset, train_val_split
 from gmvae.errors import ConfigError
 
@@ -28,7 +29,8 @@ class GMVAEDataModule(L.LightningDataModule):
         num_labeled: labeled examples, a multiple of the number of classes (0: clustering).
         unlabeled_batch_size: unlabeled rows per batch (per rank under DDP).
         labeled_batch_size: labeled rows added to every batch (per rank under DDP).
-        eval_batch_size: batch size for validation, testing and prediction.
+        eval_batch_size: batch size for validation, testing and prediction (per rank
+            under DDP, where each rank evaluates its own slice of the set).
         val_fraction: fraction of the official train set kept for validation.
         seed: seed of the split and labeled subset; None takes ``seed_everything``'s.
     """
@@ -92,6 +94,24 @@ class GMVAEDataModule(L.LightningDataModule):
             )
         return arrays
 
+    def prepare_data(self) -> None:
+        """Find or download the files once per node (Lightning runs this on local rank 0
+        before any rank's ``setup``), so that DDP ranks do not all download at once."""
+        trainer = self.trainer
+        fn = trainer.state.fn.value if trainer is not None and trainer.state.fn else "fit"
+        # fit also needs the test files: ``gmvae fit`` tests at the end, so check them first.
+        splits = {"validate": ("train",), "test": ("test",), "predict": ("test",)}.get(
+            fn, ("train", "test")
+        )
+        for split in splits:
+            if self.spec.files.get(split):
+                locate_files(
+                    self.spec.name,
+                    self.spec.files[split],
+                    data_dir=self.data_dir,
+                    download=self.download,
+                )
+
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None:
             full = self._load("train")
@@ -137,11 +157,14 @@ class GMVAEDataModule(L.LightningDataModule):
 
     def _eval_loader(self, arrays: ImageArrays | None) -> DataLoader:
         assert arrays is not None
+        # Under DDP each rank evaluates its own slice, without padding: every row counts once
+        # in the synchronised metrics (Lightning's DistributedSampler would pad with repeats).
+        # The shard is the loader's sampler, so it survives Lightning re-creating the loader
+        # for prediction.
         return DataLoader(
             IndexedImages(arrays.images, arrays.labels),
-            batch_sampler=BatchSampler(
-                SequentialSampler(range(len(arrays))), self.eval_batch_size, False
-            ),
+            sampler=eval_shard(len(arrays), *self._rank()),
+            batch_size=self.eval_batch_size,
             collate_fn=keep_batch,
             pin_memory=torch.cuda.is_available(),
         )

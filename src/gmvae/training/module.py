@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
+from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
@@ -71,6 +73,11 @@ class GMVAEModule(L.LightningModule):
         self.criterion = GMVAELoss(self.loss_config, num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        # Row-weighted means synchronised as float sums: exact under DDP even when ranks hold
+        # different row counts (Lightning 2.6's sync_dist mean floors its integer row count,
+        # Lightning-AI/pytorch-lightning#21859). Metric states stay out of checkpoints.
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     def configure_model(self) -> None:
         if self.compile_network:
@@ -83,6 +90,16 @@ class GMVAEModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities q(y|x), (B, c)."""
         return torch.softmax(self.model.classify(x), dim=-1)
+
+    def on_train_start(self) -> None:
+        # seed_everything gives every DDP rank the same seed, hence the same Gumbel and z
+        # noise for row i of every rank's batch; N ranks should sample like one batch N
+        # times larger, so ranks > 0 move to streams of their own (rank 0 is unchanged).
+        rank = self.trainer.global_rank
+        if rank > 0:
+            torch.manual_seed(
+                int(np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1)[0])
+            )
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -99,13 +116,23 @@ class GMVAEModule(L.LightningModule):
             generative_rows=self._generative_rows(len(x)),
         )
         terms = self.criterion(out, x, labels)
+        # sync_dist: under DDP the epoch means cover every rank's rows (one all-reduce per
+        # term at the epoch's end, none per step; exact, as every rank runs equal batches).
         self.log_dict(
             {f"train/{k}": v for k, v in terms.named().items()},
             on_step=False,
             on_epoch=True,
             batch_size=len(x),
+            sync_dist=True,
         )
-        self.log("train/temperature", tau, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log(
+            "train/temperature",
+            tau,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
         return terms.total
 
     def _generative_rows(self, batch_size: int) -> int | None:
@@ -125,7 +152,9 @@ class GMVAEModule(L.LightningModule):
         terms = self.criterion(out, x, labels, include_auxiliary=False)
         metric = self.val_accuracy if stage == "val" else self.test_accuracy
         metric.update(out.logits, labels)
-        self.log(f"{stage}/loss", terms.total, on_epoch=True, batch_size=len(x), sync_dist=True)
+        loss = self.val_loss if stage == "val" else self.test_loss
+        loss.update(terms.total.detach(), weight=len(x))
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(x))
         self.log(f"{stage}/accuracy", metric, on_epoch=True, prog_bar=True, batch_size=len(x))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
