@@ -58,8 +58,9 @@ class GMVAEModule(L.LightningModule):
         )
         self.model = GMVAE(image_shape, num_classes, self.network_config)
         self.criterion = GMVAELoss(self.loss_config, num_classes)
-        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
-        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        # Label -1 marks unlabeled rows (user data): they count in the loss, not the accuracy.
+        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
+        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities q(y|x), (B, c)."""
