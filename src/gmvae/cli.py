@@ -8,6 +8,7 @@ accuracy) and last checkpoints, then tests the best one and writes
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ti
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from gmvae.errors import GMVAEError
+from gmvae.errors import ConfigError, GMVAEError
 from gmvae.export import ModelCard, save_model
 from gmvae.files import atomic_write_json
 from gmvae.training.datamodule import GMVAEDataModule
@@ -51,6 +52,20 @@ class GMVAECLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+
+    def before_instantiate_classes(self) -> None:
+        """A TensorBoard logger without TensorBoard installed: one line, not a traceback."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.get("trainer.logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            name = str(getattr(logger, "class_path", ""))
+            if name.endswith("TensorBoardLogger") and not any(
+                importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")
+            ):
+                raise ConfigError(
+                    "--trainer.logger TensorBoardLogger needs TensorBoard: "
+                    "pip install 'gmvae[tensorboard]'"
+                )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         root = config.get("default_root_dir") or os.getcwd()

@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,19 +134,22 @@ def main(argv: list[str]) -> int:
     _check_out(out, args.study_name, force=args.force)
     try:
         import optuna
-        from optuna.storages import RDBStorage, RetryFailedTrialCallback
+        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
         from optuna_integration import PyTorchLightningPruningCallback
     except ImportError:
         raise ConfigError(
             "gmvae tune needs Optuna: pip install 'gmvae[tune]' (optuna, optuna-integration)"
         ) from None
 
-    storage = RDBStorage(
-        args.storage,
-        heartbeat_interval=60,
-        grace_period=180,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 4.9 - 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # A trial whose process died (no heartbeat for 3 minutes) is retried once.
+        storage = RDBStorage(
+            args.storage,
+            heartbeat_interval=60,
+            grace_period=180,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     study = optuna.create_study(
         storage=storage,
         study_name=args.study_name,
