@@ -19,9 +19,8 @@ from pathlib import Path
 
 import lightning as L
 
-from gmvae.cli import GMVAECLI
+from gmvae.cli import CLI_DEFAULTS, GMVAECLI
 from gmvae.training import GMVAEDataModule, GMVAEModule
-from gmvae.training.precision import fastest_precision
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,8 +71,8 @@ def main() -> None:
     cli = GMVAECLI(
         GMVAEModule,
         GMVAEDataModule,
-        seed_everything_default=0,
-        trainer_defaults={"precision": fastest_precision(), "logger": False},
+        seed_everything_default=CLI_DEFAULTS["seed_everything_default"],
+        trainer_defaults={**CLI_DEFAULTS["trainer_defaults"], "logger": False},
         args=["--config", args.config, "--data.data_dir", args.data_dir, *args.overrides],
         run=False,
     )

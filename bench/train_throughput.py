@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gmvae.cli import GMVAECLI
+from gmvae.cli import CLI_DEFAULTS, GMVAECLI
 from gmvae.data.arrays import ImageArrays, to_float
 from gmvae.training import GMVAEDataModule, GMVAEModule
-from gmvae.training.precision import fastest_precision
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = {"mnist": "configs/mnist-100.yaml", "svhn": "configs/svhn-1000.yaml"}
@@ -58,8 +57,8 @@ def build(config: str, overrides: list[str]) -> tuple[GMVAEModule, GMVAEDataModu
     cli = GMVAECLI(
         GMVAEModule,
         GMVAEDataModule,
-        seed_everything_default=0,
-        trainer_defaults={"precision": fastest_precision(), "logger": False},
+        seed_everything_default=CLI_DEFAULTS["seed_everything_default"],
+        trainer_defaults={**CLI_DEFAULTS["trainer_defaults"], "logger": False},
         args=["--config", config, *overrides],
         run=False,
     )

@@ -8,16 +8,17 @@ accuracy) and last checkpoints, then tests the best one and writes
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 
-from gmvae.errors import GMVAEError
+from gmvae.errors import ConfigError, GMVAEError
 from gmvae.export import ModelCard, save_model
 from gmvae.files import atomic_write_json
 from gmvae.training.datamodule import GMVAEDataModule
@@ -26,8 +27,21 @@ from gmvae.training.precision import fastest_precision
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
-# an exit status.
-TOOL_COMMANDS: dict[str, str] = {}
+# an exit status. (`predict` takes the place of LightningCLI's: model file + images -> CSV.)
+TOOL_COMMANDS: dict[str, str] = {
+    "predict": "gmvae.commands.predict:main",
+    "tune": "gmvae.commands.tune:main",
+}
+# How `gmvae fit` builds its CLI; `gmvae tune` builds its trials the same way.
+CLI_DEFAULTS: dict[str, Any] = {
+    "seed_everything_default": 0,
+    "trainer_defaults": {
+        "use_distributed_sampler": False,  # our batch sampler shards by rank itself
+        "max_epochs": 200,
+        "precision": fastest_precision(),
+        "benchmark": True,  # cudnn autotuner; no effect on CPU
+    },
+}
 
 
 class GMVAECLI(LightningCLI):
@@ -45,12 +59,31 @@ class GMVAECLI(LightningCLI):
             }
         )
 
+    def before_instantiate_classes(self) -> None:
+        """A TensorBoard logger without TensorBoard installed: one line, not a traceback."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.get("trainer.logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            name = str(getattr(logger, "class_path", ""))
+            if name.endswith("TensorBoardLogger") and not any(
+                importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")
+            ):
+                raise ConfigError(
+                    "--trainer.logger TensorBoardLogger needs TensorBoard: "
+                    "pip install 'gmvae[tensorboard]'"
+                )
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         root = config.get("default_root_dir") or os.getcwd()
         config["default_root_dir"] = root
-        if config.get("logger") in (None, True):
+        logger = config.get("logger")
+        if logger is not False:
             # One flat run directory: metrics.csv, config.yaml, checkpoints/, metrics.json.
-            config["logger"] = CSVLogger(save_dir=root, name="", version="")
+            # A logger the user asks for (--trainer.logger TensorBoardLogger ...) comes after
+            # it, so that the run directory and metrics.csv stay where they always are.
+            given = [] if logger in (None, True) else list(_as_list(logger))
+            config["logger"] = [CSVLogger(save_dir=root, name="", version=""), *given]
+            callbacks = [*callbacks, LearningRateMonitor(logging_interval="epoch")]
         callbacks = [*callbacks, Timer()]
         return super()._instantiate_trainer(config, callbacks)
 
@@ -104,6 +137,10 @@ class GMVAECLI(LightningCLI):
         print(f"wrote {run_dir / 'metrics.json'}: test_error {metrics['test_error']:.2f} %")
 
 
+def _as_list(logger: Logger | list[Logger]) -> list[Logger]:
+    return list(logger) if isinstance(logger, (list, tuple)) else [logger]
+
+
 def _user_error(exc: BaseException) -> GMVAEError | None:
     """The GMVAEError behind ``exc``: jsonargparse wraps errors raised while building classes."""
     seen: BaseException | None = exc
@@ -129,18 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             module, _, function = TOOL_COMMANDS[args[0]].partition(":")
             status = getattr(importlib.import_module(module), function)(args[1:])
             raise SystemExit(status)
-        GMVAECLI(
-            GMVAEModule,
-            GMVAEDataModule,
-            seed_everything_default=0,
-            trainer_defaults={
-                "use_distributed_sampler": False,  # our batch sampler shards by rank itself
-                "max_epochs": 200,
-                "precision": fastest_precision(),
-                "benchmark": True,  # cudnn autotuner; no effect on CPU
-            },
-            args=None if argv is None else args,
-        )
+        GMVAECLI(GMVAEModule, GMVAEDataModule, **CLI_DEFAULTS, args=None if argv is None else args)
     except Exception as exc:
         error = _user_error(exc)
         if error is None or verbose:

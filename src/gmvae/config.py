@@ -129,3 +129,31 @@ def coerce(cls: type[C], value: C | dict[str, Any] | None) -> C:
             )
         return cls(**value)
     raise ConfigError(f"expected {cls.__name__} or a mapping, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """How a folder of image files becomes arrays (``dataset: folder``, docs/DATA.md).
+
+    ``image_size``: every image is resized to ``image_size x image_size`` (aspect ratio
+    not kept). ``channels``: 1 (grey) or 3 (RGB); transparent pixels become black.
+    ``labels_file``: a CSV of ``filename,label`` rows labeling images that are not in a
+    class sub-folder; default ``labels.csv`` in the folder when it exists.
+    ``test_fraction``: without a ``test/`` sub-folder, this share of the labeled images
+    (stratified, fixed) is the test set. ``cache_dir``: where the decoded arrays are
+    cached; default the user cache (``$XDG_CACHE_HOME/gmvae/folders``).
+    """
+
+    image_size: int = 28
+    channels: int = 1
+    labels_file: str | None = None
+    test_fraction: float = 0.2
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.image_size, int) or self.image_size < 1:
+            raise ConfigError(f"folder.image_size={self.image_size!r} must be a positive integer")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"folder.channels={self.channels!r} is not allowed; choose 1 or 3")
+        if not 0 <= self.test_fraction < 1:
+            raise ConfigError(f"folder.test_fraction={self.test_fraction!r} must lie in [0, 1)")

@@ -41,3 +41,36 @@ def balanced_labeled_subset(
             )
         chosen.append(rng.choice(members, size=per_class, replace=False))
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+
+def holdout_split(
+    labels: np.ndarray,
+    fraction: float,
+    seed: int,
+    *,
+    unlabeled: bool = True,
+    min_per_class: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held) for data where -1 marks unlabeled rows; each sorted.
+
+    Per class, ``round(fraction * n)`` rows are held out, at least one and never all of
+    them; a class with fewer than ``min_per_class`` labeled rows keeps them all for
+    training. Unlabeled rows are held out at the same rate when ``unlabeled``, else
+    all kept. Unlike ``train_test_split(stratify=...)`` this works with a handful of
+    labels per class, the usual case for user data.
+    """
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"fraction={fraction!r} must lie in [0, 1)")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 2])
+    held = []
+    groups = np.unique(labels) if unlabeled else np.unique(labels[labels >= 0])
+    for value in groups:
+        members = np.flatnonzero(labels == value)
+        n = len(members)
+        smallest = 2 if value < 0 else max(2, min_per_class)
+        count = 0 if fraction == 0 or n < smallest else min(n - 1, max(1, round(fraction * n)))
+        held.append(rng.choice(members, size=count, replace=False))
+    held_idx = np.sort(np.concatenate(held)).astype(np.int64) if held else np.empty(0, np.int64)
+    kept = np.setdiff1d(np.arange(len(labels)), held_idx)
+    return kept, held_idx

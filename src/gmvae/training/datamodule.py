@@ -9,12 +9,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from gmvae.config import FolderConfig, coerce
 from gmvae.data.arrays import ImageArrays, IndexedImages, keep_batch
+from gmvae.data.folders import FolderListing, FolderSplits, load_folder, scan_folder
 from gmvae.data.locate import locate_files
-from gmvae.data.registry import get_spec, load_split
+from gmvae.data.registry import DatasetSpec, get_spec, load_split
 from gmvae.data.sampler import SemiSupervisedBatchSampler, eval_shard
 from gmvae.data.split import balanced_labeled_subset, train_val_split
-from gmvae.errors import ConfigError
+from gmvae.errors import ConfigError, DataError
+
+FOLDER = "folder"  # --data.dataset folder --data.data_dir DIR: the user's own images
 
 
 class GMVAEDataModule(L.LightningDataModule):
@@ -23,16 +27,19 @@ class GMVAEDataModule(L.LightningDataModule):
     the seed; the test set is read only for testing.
 
     Args:
-        dataset: mnist, fashion-mnist, svhn or digits (offline demo).
-        data_dir: a folder holding ``<dataset>/`` with the standard files.
+        dataset: mnist, fashion-mnist, svhn, digits (offline demo) or folder (your images).
+        data_dir: a folder holding ``<dataset>/`` with the standard files; for ``folder``,
+            the image folder itself (layout in docs/DATA.md).
         download: fetch missing files from the official mirrors (checksums verified).
-        num_labeled: labeled examples, a multiple of the number of classes (0: clustering).
+        num_labeled: labeled examples, a multiple of the number of classes (0: clustering;
+            null: every labeled row of the train part, the natural choice for ``folder``).
         unlabeled_batch_size: unlabeled rows per batch (per rank under DDP).
         labeled_batch_size: labeled rows added to every batch (per rank under DDP).
         eval_batch_size: batch size for validation, testing and prediction (per rank
             under DDP, where each rank evaluates its own slice of the set).
         val_fraction: fraction of the official train set kept for validation.
         seed: seed of the split and labeled subset; None takes ``seed_everything``'s.
+        folder: image size, channels, labels file, test share and cache of ``folder`` data.
     """
 
     def __init__(
@@ -40,19 +47,21 @@ class GMVAEDataModule(L.LightningDataModule):
         dataset: str = "mnist",
         data_dir: str | None = None,
         download: bool = True,
-        num_labeled: int = 100,
+        num_labeled: int | None = 100,
         unlabeled_batch_size: int = 100,
         labeled_batch_size: int = 100,
         eval_batch_size: int = 1000,
         val_fraction: float = 0.2,
         seed: int | None = None,
+        folder: FolderConfig | None = None,
     ) -> None:
         super().__init__()
-        self.spec = get_spec(dataset)
         if num_labeled == 0 and labeled_batch_size > 0:
             raise ConfigError("labeled_batch_size must be 0 when num_labeled is 0 (clustering)")
-        if num_labeled > 0 and labeled_batch_size == 0:
+        if num_labeled is not None and num_labeled > 0 and labeled_batch_size == 0:
             raise ConfigError(f"num_labeled={num_labeled} but labeled_batch_size is 0")
+        if folder is not None and dataset != FOLDER:
+            raise ConfigError(f"data.folder options are for dataset: folder, not {dataset!r}")
         if eval_batch_size < 1:
             raise ConfigError(f"eval_batch_size={eval_batch_size} must be >= 1")
         self.dataset = dataset
@@ -68,6 +77,20 @@ class GMVAEDataModule(L.LightningDataModule):
         self.val_set: ImageArrays | None = None
         self.test_set: ImageArrays | None = None
         self.labeled_index: np.ndarray | None = None  # positions in train_set
+        self.folder = coerce(FolderConfig, folder)
+        self._listing: FolderListing | None = None
+        self._folder_splits: FolderSplits | None = None
+        self.spec = self._make_spec()
+
+    def _make_spec(self) -> DatasetSpec:
+        """Shape and class names, known before any image is decoded (the CLI links them)."""
+        if self.dataset != FOLDER:
+            return get_spec(self.dataset)
+        if not self.data_dir:
+            raise ConfigError("dataset: folder needs --data.data_dir, the folder of images")
+        self._listing = scan_folder(self.data_dir, self.folder.labels_file)
+        size, channels = self.folder.image_size, self.folder.channels
+        return DatasetSpec(FOLDER, (channels, size, size), self._listing.class_names, {}, None)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -94,9 +117,20 @@ class GMVAEDataModule(L.LightningDataModule):
             )
         return arrays
 
+    def _folder(self) -> FolderSplits:
+        if self._folder_splits is None:
+            assert self.data_dir is not None
+            self._folder_splits = load_folder(
+                self.data_dir, self.folder, self.val_fraction, listing=self._listing
+            )
+        return self._folder_splits
+
     def prepare_data(self) -> None:
-        """Find or download the files once per node (Lightning runs this on local rank 0
-        before any rank's ``setup``), so that DDP ranks do not all download at once."""
+        """Find, download or decode the data once per node (Lightning runs this on local
+        rank 0 before any rank's ``setup``), so that DDP ranks do not all do it at once."""
+        if self.dataset == FOLDER:
+            self._folder()  # decode into the cache
+            return
         trainer = self.trainer
         fn = trainer.state.fn.value if trainer is not None and trainer.state.fn else "fit"
         # fit also needs the test files: ``gmvae fit`` tests at the end, so check them first.
@@ -112,17 +146,43 @@ class GMVAEDataModule(L.LightningDataModule):
                     download=self.download,
                 )
 
+    def _train_val_sets(self) -> tuple[ImageArrays, ImageArrays]:
+        if self.dataset == FOLDER:
+            return self._folder().train, self._folder().val
+        full = self._load("train")
+        train_idx, val_idx = train_val_split(
+            full.labels.numpy(), self.val_fraction, self.resolved_seed()
+        )
+        return full.subset(train_idx), full.subset(val_idx)
+
+    def _test_set(self) -> ImageArrays:
+        if self.dataset != FOLDER:
+            return self._load("test")
+        test = self._folder().test
+        if not len(test):
+            raise DataError(
+                f"{self.data_dir}: no test images: add a test/ sub-folder or more labeled "
+                f"images (folder.test_fraction={self.folder.test_fraction} of them are held out)"
+            )
+        return test
+
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None:
-            full = self._load("train")
-            seed = self.resolved_seed()
-            train_idx, val_idx = train_val_split(full.labels.numpy(), self.val_fraction, seed)
-            self.train_set, self.val_set = full.subset(train_idx), full.subset(val_idx)
-            self.labeled_index = balanced_labeled_subset(
-                self.train_set.labels.numpy(), self.num_labeled, self.num_classes, seed
-            )
+            self.train_set, self.val_set = self._train_val_sets()
+            labels = self.train_set.labels.numpy()
+            if self.num_labeled is None:  # every labeled row
+                self.labeled_index = np.flatnonzero(labels >= 0)
+                if len(self.labeled_index) and not self.labeled_batch_size:
+                    raise ConfigError(
+                        f"the train part has {len(self.labeled_index)} labeled rows but "
+                        "labeled_batch_size is 0"
+                    )
+            else:
+                self.labeled_index = balanced_labeled_subset(
+                    labels, self.num_labeled, self.num_classes, self.resolved_seed()
+                )
         if stage in ("test", "predict") and self.test_set is None:
-            self.test_set = self._load("test")
+            self.test_set = self._test_set()
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -139,8 +199,10 @@ class GMVAEDataModule(L.LightningDataModule):
             torch.from_numpy(is_labeled), self.train_set.labels, torch.full((n,), -1)
         )
         rank, world = self._rank()
+        unlabeled = np.flatnonzero(~is_labeled)
         sampler = SemiSupervisedBatchSampler(
-            np.flatnonzero(~is_labeled),
+            # Every row labeled (supervised use): an epoch is one pass over the labeled rows.
+            unlabeled if len(unlabeled) else self.labeled_index,
             self.labeled_index,
             unlabeled_batch_size=self.unlabeled_batch_size,
             labeled_batch_size=self.labeled_batch_size,
@@ -177,3 +239,45 @@ class GMVAEDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
+
+
+class ArrayDataModule(GMVAEDataModule):
+    """Pre-loaded arrays (``GMVAEClassifier.fit``) through the same loaders and sampler.
+
+    Every labeled row of ``train`` (label >= 0) is used as labeled data; ``val`` serves
+    model selection and ``test``, when given, testing.
+    """
+
+    def __init__(
+        self,
+        train: ImageArrays,
+        val: ImageArrays,
+        class_names: tuple[str, ...],
+        *,
+        test: ImageArrays | None = None,
+        unlabeled_batch_size: int = 100,
+        labeled_batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        self._arrays = (train, val, test)
+        self._class_names = tuple(class_names)
+        super().__init__(
+            dataset="arrays",
+            num_labeled=None,
+            unlabeled_batch_size=unlabeled_batch_size,
+            labeled_batch_size=labeled_batch_size,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+        )
+
+    def _make_spec(self) -> DatasetSpec:
+        return DatasetSpec("arrays", self._arrays[0].image_shape, self._class_names, {}, None)
+
+    def _train_val_sets(self) -> tuple[ImageArrays, ImageArrays]:
+        return self._arrays[0], self._arrays[1]
+
+    def _test_set(self) -> ImageArrays:
+        if self._arrays[2] is None:
+            raise ConfigError("no test arrays were given")
+        return self._arrays[2]

@@ -71,8 +71,9 @@ class GMVAEModule(L.LightningModule):
         self.model.to(memory_format=self.memory_format)
         self.compile_network = compile
         self.criterion = GMVAELoss(self.loss_config, num_classes)
-        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
-        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        # Label -1 marks unlabeled rows (user data): they count in the loss, not the accuracy.
+        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
+        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
         # Row-weighted means synchronised as float sums: exact under DDP even when ranks hold
         # different row counts (Lightning 2.6's sync_dist mean floors its integer row count,
         # Lightning-AI/pytorch-lightning#21859). Metric states stay out of checkpoints.

@@ -1,0 +1,324 @@
+"""A folder of image files as train / val / test arrays, decoded once into a memory-mapped cache.
+
+Layout (docs/DATA.md), relative to the folder:
+
+- ``<class>/...``: images labeled ``<class>`` (any depth below the class folder);
+- ``unlabeled/...`` and images directly in the folder: unlabeled, unless the labels
+  CSV (``filename,label`` rows, paths relative to the folder) names them;
+- ``test/``: the test set, laid out the same way (class sub-folders, or images plus
+  ``test/labels.csv``); without it, a fixed stratified ``test_fraction`` of the labeled
+  images is held out as the test set.
+
+The validation split takes ``val_fraction`` of the remaining labeled images (per class)
+and of the unlabeled ones. Both splits use a fixed seed (``SPLIT_SEED``), independent
+of the run's seed, so that runs and tuning trials are compared on the same images and
+each split is a contiguous block of the cache: a memory-mapped ``.npy`` from which
+batches are read on demand, so a folder larger than RAM still trains. The cache is
+rebuilt whenever a file is added, removed or modified, or a setting changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gmvae.config import FolderConfig
+from gmvae.data.arrays import ImageArrays
+from gmvae.data.images import decode_many, list_files, warn_skipped
+from gmvae.data.locate import cache_dir
+from gmvae.data.split import holdout_split
+from gmvae.errors import DataError
+from gmvae.files import atomic_write_json
+
+UNLABELED_DIR = "unlabeled"
+TEST_DIR = "test"
+LABELS_CSV = "labels.csv"
+SPLIT_SEED = 0
+PARTS = ("train", "val", "test")
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file found in the folder: path relative to the folder, its class name or None."""
+
+    path: str
+    label: str | None
+    test: bool
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """What a scan of the folder found; no image has been decoded yet."""
+
+    root: Path
+    entries: tuple[Entry, ...]
+    class_names: tuple[str, ...]
+    has_test_dir: bool
+    problems: tuple[tuple[str, str], ...]  # (name, reason): CSV rows naming missing files
+    fingerprint: str  # changes when any file or label table changes
+
+
+@dataclass(frozen=True)
+class FolderSplits:
+    """Train / val / test arrays (labels -1 where unknown) and the file behind each row."""
+
+    train: ImageArrays
+    val: ImageArrays
+    test: ImageArrays
+    class_names: tuple[str, ...]
+    files: dict[str, list[str]]
+    skipped: list[tuple[str, str]]
+
+
+def scan_folder(
+    root: str | os.PathLike, labels_file: str | os.PathLike | None = None
+) -> FolderListing:
+    """List the images of ``root`` with their labels (see the module docstring)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of images")
+    csv_path = Path(labels_file).expanduser() if labels_file else root / LABELS_CSV
+    if labels_file and not csv_path.is_file():
+        raise DataError(f"{csv_path}: labels file not found")
+    table = _read_labels_csv(csv_path) if csv_path.is_file() else {}
+
+    digest = hashlib.sha256()
+    entries: list[Entry] = []
+    for path in list_files(root):
+        rel = path.relative_to(root).as_posix()
+        stat = path.stat()
+        digest.update(f"{rel}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        top = rel.split("/", 1)[0] if "/" in rel else ""
+        if top == TEST_DIR:
+            continue
+        folder_label = None if top in ("", UNLABELED_DIR) else top
+        label = table.pop(rel, None)
+        if folder_label is not None and label is not None and label != folder_label:
+            raise DataError(
+                f"{csv_path}: labels {rel} as {label!r} but it is in the class folder {top!r}"
+            )
+        entries.append(Entry(rel, folder_label or label, test=False))
+    problems = [(name, f"named in {csv_path.name} but not found") for name in sorted(table)]
+
+    has_test_dir = (root / TEST_DIR).is_dir()
+    if has_test_dir:
+        test_csv = root / TEST_DIR / LABELS_CSV
+        test_table = _read_labels_csv(test_csv) if test_csv.is_file() else {}
+        unlabeled = []
+        for path in list_files(root / TEST_DIR):
+            rel = path.relative_to(root / TEST_DIR).as_posix()
+            label = rel.split("/", 1)[0] if "/" in rel else test_table.pop(rel, None)
+            if label is None:
+                unlabeled.append(rel)
+                continue
+            entries.append(Entry(f"{TEST_DIR}/{rel}", label, test=True))
+        if unlabeled:
+            raise DataError(
+                f"{root / TEST_DIR}: {len(unlabeled)} test image(s) have no label (e.g. "
+                f"{unlabeled[0]}): put them in class sub-folders or list them in {test_csv}"
+            )
+        problems += [(f"{TEST_DIR}/{n}", f"named in {test_csv} but not found") for n in test_table]
+        if test_csv.is_file():
+            digest.update(test_csv.read_bytes())
+    if csv_path.is_file():
+        digest.update(csv_path.read_bytes())
+
+    class_names = _sorted_names({e.label for e in entries if e.label is not None})
+    if not any(e.label is not None and not e.test for e in entries):
+        raise DataError(
+            f"{root}: no labeled images: put each class in a sub-folder named after it, or "
+            f"list 'filename,label' rows in {root / LABELS_CSV} (for clustering without "
+            "labels, use gmvae.api.GMVAEClassifier with y = -1)"
+        )
+    return FolderListing(
+        root, tuple(entries), class_names, has_test_dir, tuple(problems), digest.hexdigest()
+    )
+
+
+def _read_labels_csv(path: Path) -> dict[str, str]:
+    """``filename,label`` rows (an optional header row ``filename,label``) -> {filename: label}."""
+    table: dict[str, str] = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for number, row in enumerate(csv.reader(f), 1):
+                if not row or not "".join(row).strip():
+                    continue
+                if len(row) != 2:
+                    raise DataError(f"{path}, line {number}: expected 'filename,label', got {row}")
+                name, label = (c.strip() for c in row)
+                if number == 1 and (name.lower(), label.lower()) == ("filename", "label"):
+                    continue
+                if not name or not label:
+                    raise DataError(f"{path}, line {number}: empty file name or label")
+                name = Path(name).as_posix()
+                if table.get(name, label) != label:
+                    raise DataError(f"{path}, line {number}: {name} labeled twice, differently")
+                table[name] = label
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the labels table: {exc}") from None
+    return table
+
+
+def _sorted_names(names: set[str]) -> tuple[str, ...]:
+    """Numeric class names in numeric order ('2' before '10'), others alphabetically."""
+    if all(n.lstrip("-").isdigit() for n in names):
+        return tuple(sorted(names, key=int))
+    return tuple(sorted(names))
+
+
+def plan_splits(
+    listing: FolderListing, val_fraction: float, test_fraction: float
+) -> dict[str, np.ndarray]:
+    """Positions into ``listing.entries`` of each part, with the fixed ``SPLIT_SEED``."""
+    index = {name: i for i, name in enumerate(listing.class_names)}
+    labels = np.array([index[e.label] if e.label is not None else -1 for e in listing.entries])
+    is_test = np.array([e.test for e in listing.entries], dtype=bool)
+    if listing.has_test_dir:
+        test = np.flatnonzero(is_test)
+        rest = np.flatnonzero(~is_test)
+    else:
+        rest, test = holdout_split(labels, test_fraction, SPLIT_SEED, unlabeled=False)
+    keep, val = holdout_split(labels[rest], val_fraction, SPLIT_SEED + 1)
+    return {"train": rest[keep], "val": rest[val], "test": test}
+
+
+def load_folder(
+    root: str | os.PathLike,
+    config: FolderConfig,
+    val_fraction: float,
+    *,
+    listing: FolderListing | None = None,
+) -> FolderSplits:
+    """Train / val / test arrays of an image folder; decodes only when the cache is stale.
+
+    Files that cannot be decoded are left out and listed in one :class:`SkippedFilesWarning`.
+    """
+    listing = listing or scan_folder(root, config.labels_file)
+    folder = cache_folder(listing.root, config)
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [
+                CACHE_VERSION,
+                listing.fingerprint,
+                val_fraction,
+                config.test_fraction,
+                listing.class_names,
+            ]
+        ).encode()
+    ).hexdigest()
+    meta = _read_meta(folder)
+    if meta is None or meta.get("fingerprint") != fingerprint:
+        meta = _build_cache(folder, listing, config, val_fraction, fingerprint)
+    skipped = [tuple(s) for s in meta["skipped"]]
+    warn_skipped(str(listing.root), skipped)
+    return _open_cache(folder, meta, listing)
+
+
+def cache_folder(root: Path, config: FolderConfig) -> Path:
+    """One cache folder per (image folder, size, channels); rebuilt in place when stale."""
+    base = Path(config.cache_dir).expanduser() if config.cache_dir else cache_dir() / "folders"
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return base / f"{root.resolve().name}-{key}-{config.image_size}px-{config.channels}ch"
+
+
+def _read_meta(folder: Path) -> dict | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _build_cache(
+    folder: Path,
+    listing: FolderListing,
+    config: FolderConfig,
+    val_fraction: float,
+    fingerprint: str,
+) -> dict:
+    """Decode every image into its part's block of ``images.npy``; write ``meta.json`` last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").unlink(missing_ok=True)  # a crash mid-build leaves no valid cache
+    plan = plan_splits(listing, val_fraction, config.test_fraction)
+    order = np.concatenate([plan[p] for p in PARTS])
+    if not len(order):
+        raise DataError(f"{listing.root}: no image files found")
+    size, channels = config.image_size, config.channels
+    index = {name: i for i, name in enumerate(listing.class_names)}
+    paths = [listing.root / listing.entries[i].path for i in order]
+    fd, tmp_images = tempfile.mkstemp(prefix=".images.", suffix=".npy", dir=folder)
+    os.close(fd)
+    images = np.lib.format.open_memmap(
+        tmp_images, mode="w+", dtype=np.uint8, shape=(len(order), channels, size, size)
+    )
+    labels = np.full(len(order), -1, dtype=np.int64)
+    starts = np.cumsum([0] + [len(plan[p]) for p in PARTS])
+    counts = dict.fromkeys(PARTS, 0)
+    files: dict[str, list[str]] = {p: [] for p in PARTS}
+    skipped = list(listing.problems)
+    try:
+        for position, array, reason in decode_many(paths, size, channels):
+            entry = listing.entries[order[position]]
+            if array is None:
+                skipped.append((entry.path, reason))
+                continue
+            part_no = int(np.searchsorted(starts, position, side="right")) - 1
+            part = PARTS[part_no]
+            row = starts[part_no] + counts[part]
+            images[row] = array
+            labels[row] = index[entry.label] if entry.label is not None else -1
+            files[part].append(entry.path)
+            counts[part] += 1
+        images.flush()
+        del images
+        os.replace(tmp_images, folder / "images.npy")
+    finally:
+        Path(tmp_images).unlink(missing_ok=True)
+    fd, tmp_labels = tempfile.mkstemp(prefix=".labels.", suffix=".npy", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, labels)
+    os.replace(tmp_labels, folder / "labels.npy")
+    meta = {
+        "version": CACHE_VERSION,
+        "fingerprint": fingerprint,
+        "root": str(listing.root.resolve()),
+        "image_size": size,
+        "channels": channels,
+        "class_names": list(listing.class_names),
+        "parts": {p: [int(starts[i]), counts[p]] for i, p in enumerate(PARTS)},
+        "files": files,
+        "skipped": [list(s) for s in skipped],
+    }
+    atomic_write_json(folder / "meta.json", meta)
+    return meta
+
+
+def _open_cache(folder: Path, meta: dict, listing: FolderListing) -> FolderSplits:
+    # Copy-on-write mapping: pages are read on demand and torch gets a writable view.
+    images = np.load(folder / "images.npy", mmap_mode="c")
+    labels = np.load(folder / "labels.npy")
+    sets = {}
+    for part in PARTS:
+        start, count = meta["parts"][part]
+        sets[part] = ImageArrays(
+            torch.from_numpy(images[start : start + count]),
+            torch.from_numpy(labels[start : start + count]),
+            f"{listing.root} ({part})",
+        )
+    return FolderSplits(
+        sets["train"],
+        sets["val"],
+        sets["test"],
+        tuple(meta["class_names"]),
+        meta["files"],
+        [tuple(s) for s in meta["skipped"]],
+    )
