@@ -105,3 +105,15 @@ def test_clustering_batches_have_no_labeled_part():
         np.arange(50), np.arange(0), unlabeled_batch_size=20, labeled_batch_size=0, seed=0
     )
     assert [len(b) for b in s] == [20, 20, 10]
+
+
+def test_a_single_row_last_batch_is_dropped_without_labeled_rows():
+    s = SemiSupervisedBatchSampler(
+        np.arange(41), np.arange(0), unlabeled_batch_size=20, labeled_batch_size=0, seed=0
+    )
+    sizes = [len(b) for b in s]
+    assert sizes == [20, 20] and len(s) == 2
+    with_labels = SemiSupervisedBatchSampler(
+        np.arange(41), np.arange(5), unlabeled_batch_size=20, labeled_batch_size=5, seed=0
+    )
+    assert [len(b) for b in with_labels] == [25, 25, 6]

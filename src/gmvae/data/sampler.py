@@ -80,11 +80,20 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
         """Select the epoch's permutation and labeled draws."""
         self.sampler.set_epoch(epoch)
 
+    def _shard_rows(self) -> int:
+        """Rows of the shard used per epoch: a last batch of a single row (possible only
+        without a labeled part) is dropped, since BatchNorm cannot normalise one row."""
+        rows = len(self.sampler)
+        if self.labeled_batch_size == 0 and rows % self.unlabeled_batch_size == 1 and rows > 1:
+            rows -= 1
+        return rows
+
     def __len__(self) -> int:
-        return -(-len(self.sampler) // self.unlabeled_batch_size)
+        return -(-self._shard_rows() // self.unlabeled_batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         shard = self.unlabeled[torch.tensor(list(self.sampler), dtype=torch.long)]
+        shard = shard[: self._shard_rows()]
         own = _generator(self.seed, self.epoch, self.rank, 1)
         n_lab, m = len(self.labeled), self.labeled_batch_size
         for start in range(0, len(shard), self.unlabeled_batch_size):
