@@ -19,6 +19,10 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
     alone, so a resumed run draws the same batches. Under DDP each rank takes
     every ``world_size``-th unlabeled row of the shared permutation (disjoint
     shards) and its own labeled draw.
+
+    ``state_dict`` records the epoch and how many batches of it were handed out;
+    after ``load_state_dict`` the next pass over that epoch skips them, so a run
+    resumed from a mid-epoch checkpoint continues with the very next batch.
     """
 
     def __init__(
@@ -50,10 +54,24 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self._yielded = 0  # batches of the current pass handed out so far
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every epoch."""
+        """Called by Lightning at the start of every epoch (through :attr:`sampler`)."""
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> SemiSupervisedBatchSampler:
+        """Lightning calls ``set_epoch`` on ``batch_sampler.sampler`` (not on a batch sampler
+        itself) at every epoch start; without this alias every epoch would repeat epoch 0."""
+        return self
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_done": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def _shard_size(self) -> int:
         return len(self.unlabeled) // self.world_size  # equal shards: ranks step in lock-step
@@ -66,17 +84,40 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
         perm = self.unlabeled[torch.randperm(len(self.unlabeled), generator=shared)]
         shard = perm[self.rank :: self.world_size][: self._shard_size()]
         own = _generator(self.seed, self.epoch, self.rank, 1)
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        self._yielded = 0
         n_lab, m = len(self.labeled), self.labeled_batch_size
         for start in range(0, len(shard), self.unlabeled_batch_size):
             part = shard[start : start + self.unlabeled_batch_size]
             if m == 0:
-                yield part.tolist()
-                continue
-            if m <= n_lab:
-                pick = torch.randperm(n_lab, generator=own)[:m]
+                batch = part
             else:
-                pick = torch.randint(n_lab, (m,), generator=own)
-            yield torch.cat([part, self.labeled[pick]]).tolist()
+                # Drawn even for skipped batches: the labeled draws stay those of the full pass.
+                if m <= n_lab:
+                    pick = torch.randperm(n_lab, generator=own)[:m]
+                else:
+                    pick = torch.randint(n_lab, (m,), generator=own)
+                batch = torch.cat([part, self.labeled[pick]])
+            self._yielded += 1
+            if self._yielded > skip:
+                yield batch.tolist()
+
+
+class StatefulDataLoader(torch.utils.data.DataLoader):
+    """A DataLoader that Lightning checkpoints: its state is its batch sampler's.
+
+    Lightning saves ``state_dict()`` of every training loader that has one and
+    hands it back on resume, before the first batch is drawn.
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 def _generator(*key: int) -> torch.Generator:

@@ -11,7 +11,7 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from gmvae.data.arrays import ImageArrays, IndexedImages, keep_batch
 from gmvae.data.registry import get_spec, load_split
-from gmvae.data.sampler import SemiSupervisedBatchSampler
+from gmvae.data.sampler import SemiSupervisedBatchSampler, StatefulDataLoader
 from gmvae.data.split import balanced_labeled_subset, train_val_split
 from gmvae.errors import ConfigError
 
@@ -128,11 +128,12 @@ class GMVAEDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
         )
-        return DataLoader(
+        return StatefulDataLoader(  # resumable mid-epoch: Lightning checkpoints its position
             IndexedImages(self.train_set.images, observed),
             batch_sampler=sampler,
             collate_fn=keep_batch,
             pin_memory=torch.cuda.is_available(),
+            generator=_own_generator(),
         )
 
     def _eval_loader(self, arrays: ImageArrays | None) -> DataLoader:
@@ -144,6 +145,7 @@ class GMVAEDataModule(L.LightningDataModule):
             ),
             collate_fn=keep_batch,
             pin_memory=torch.cuda.is_available(),
+            generator=_own_generator(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -154,3 +156,11 @@ class GMVAEDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
+
+
+def _own_generator() -> torch.Generator:
+    """A DataLoader without a generator draws its base seed from the global torch RNG at
+    every ``iter()``; with one it leaves the global stream, which the model's Gumbel and
+    reparameterisation noise use, to the training steps alone (exact resume, see
+    :class:`gmvae.training.resume.RNGState`). No worker processes use the seed."""
+    return torch.Generator().manual_seed(0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
@@ -11,6 +13,16 @@ from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.gmvae import GMVAE
 from gmvae.training.temperature import gumbel_temperature
+
+TRAIN_LOGGED = (
+    "total",
+    "reconstruction",
+    "gaussian",
+    "categorical",
+    "assignment",
+    "metric",
+    "temperature",
+)
 
 
 class GMVAEModule(L.LightningModule):
@@ -58,6 +70,9 @@ class GMVAEModule(L.LightningModule):
         )
         self.model = GMVAE(image_shape, num_classes, self.network_config)
         self.criterion = GMVAELoss(self.loss_config, num_classes)
+        # Epoch means of the training terms, kept as module state: a checkpoint saved
+        # mid-epoch holds the partial sums, so a resumed run logs the same means.
+        self.train_means = nn.ModuleDict({name: _persistent_mean() for name in TRAIN_LOGGED})
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
 
@@ -65,9 +80,51 @@ class GMVAEModule(L.LightningModule):
         """Class probabilities q(y|x), (B, c)."""
         return torch.softmax(self.model.classify(x), dim=-1)
 
+    def setup(self, stage: str) -> None:
+        """Fail before training, not at the first step, when the batches cannot feed the k-NN."""
+        labeled = getattr(self.trainer.datamodule, "labeled_batch_size", None)
+        cfg = self.loss_config
+        if stage == "fit" and labeled is not None and cfg.uses_labels and cfg.knn_k > labeled:
+            raise ConfigError(
+                f"model.loss.knn_k={cfg.knn_k} is larger than data.labeled_batch_size={labeled}: "
+                "the k-NN vote needs k labeled rows in every batch"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint made with other options, before its weights are loaded.
+
+        Resuming (fit) needs every option equal; evaluating needs the same network.
+        """
+        saved = checkpoint.get("hyper_parameters", {})
+        keys = ("image_shape", "num_classes", "network")
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            keys = tuple(self.hparams)
+        changed = [k for k in keys if k in saved and _plain(saved[k]) != _plain(self.hparams[k])]
+        if changed:
+            diff = "; ".join(
+                f"{k}: {saved[k]} (checkpoint) vs {self.hparams[k]} (now)" for k in changed
+            )
+            raise ConfigError(
+                f"the checkpoint was made with other model options: {diff}. Pass the options it "
+                "was trained with (its run directory's config.yaml)"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Save the training means as a resume needs them: a run resumed from a checkpoint
+        taken after an epoch's last batch starts logging the next epoch, from zero."""
+        trainer = self._trainer
+        if trainer is None or not trainer.training and not trainer.validating:
+            return
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done < trainer.num_training_batches:
+            return  # mid-epoch: the partial sums continue after the resume
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("train_means.")]:
+            state[key] = torch.zeros_like(state[key])
+
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    ) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
         x, labels = batch
         tau = gumbel_temperature(
             self.current_epoch + batch_idx / max(self.trainer.num_training_batches, 1),
@@ -75,14 +132,13 @@ class GMVAEModule(L.LightningModule):
         )
         out = self.model(x, temperature=tau, hard=self.temperature_config.hard)
         terms = self.criterion(out, x, labels)
-        self.log_dict(
-            {f"train/{k}": v for k, v in terms.named().items()},
-            on_step=False,
-            on_epoch=True,
-            batch_size=len(x),
-        )
-        self.log("train/temperature", tau, on_step=False, on_epoch=True, batch_size=len(x))
-        return terms.total
+        logged = {**terms.named(), "temperature": torch.tensor(tau)}
+        for name, value in logged.items():
+            mean = self.train_means[name]
+            mean.update(value.detach(), weight=len(x))
+            self.log(f"train/{name}", mean, on_step=False, on_epoch=True)
+        # The named terms let NonFiniteLossGuard say which one went NaN.
+        return {"loss": terms.total, "terms": {k: v.detach() for k, v in terms.named().items()}}
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, labels = batch
@@ -106,3 +162,19 @@ class GMVAEModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def _plain(value: object) -> object:
+    """Tuples and lists compare equal (a checkpoint holds lists where the code has tuples)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _persistent_mean() -> MeanMetric:
+    """A weighted mean whose running sums are saved in checkpoints; no NaN check (no sync)."""
+    mean = MeanMetric(nan_strategy="disable")
+    mean.persistent(True)
+    return mean
