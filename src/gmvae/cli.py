@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from jsonargparse import ArgumentParser
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from gmvae.cli_parser import OneLineErrorParser
 from gmvae.errors import GMVAEError
 from gmvae.export import ModelCard, save_model
 from gmvae.files import atomic_write_json
@@ -28,7 +27,7 @@ from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.guard import NonFiniteLossGuard
 from gmvae.training.module import GMVAEModule
 from gmvae.training.resume import AutosaveCheckpoint, RNGState
-from gmvae.training.rundir import RunCSVLogger, check_new_run, prepare_resume
+from gmvae.training.rundir import RunCSVLogger, check_new_run, prepare_resume, resume_step
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -36,55 +35,6 @@ from gmvae.training.rundir import RunCSVLogger, check_new_run, prepare_resume
 TOOL_COMMANDS: dict[str, str] = {}
 # Default interval of the in-epoch saves of checkpoints/last.ckpt (--autosave.*).
 AUTOSAVE_MINUTES = 2
-
-
-class _Parser(LightningArgumentParser):
-    """Parse errors as one ``gmvae: error:`` line, not the usage of every option."""
-
-    verbose = False  # set by main(): --verbose shows jsonargparse's full report
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if not self.exit_on_error:
-            super().error(message, ex)
-        parser: ArgumentParser = getattr(ex, "subcommand_parser", None) or self
-        command = " ".join(["gmvae", *parser.prog.replace(" [options]", "").split()[1:]])
-        text = message.strip() if self.verbose else _concise(message)
-        sys.stderr.write(f"gmvae: error: {text}\n(see: {command} --help)\n")
-        self.exit(2)
-
-
-def _concise(message: str) -> str:
-    """jsonargparse's report for a bad nested option, cut to the line that says what is wrong."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    head = _PARSER_KEY.match(lines[0]) if lines else None
-    if head is None:
-        return message.strip()
-    key, rest = head.group(1), [head.group(2), *lines[1:]] if head.group(2) else lines[1:]
-    for i, line in enumerate(rest):
-        if line.startswith("- Problem with given class_path"):
-            inner = rest[i + 1 :]
-            while inner and (nested := _PARSER_KEY.match(inner[0])):
-                key += "." + nested.group(1)
-                inner = [nested.group(2), *inner[1:]] if nested.group(2) else inner[1:]
-            detail = inner[0] if inner else "invalid value"
-            unknown = re.fullmatch(r"Option '([^']+)' is not accepted", detail)
-            if unknown:
-                return f"unknown option --{key}.{unknown.group(1)}"
-            return _plain_types(f"--{key}: {detail}")
-    expected = [line[len("- Expected a ") :] for line in rest if line.startswith("- Expected a ")]
-    given = next(
-        (line.split(":", 1)[1].strip() for line in rest if line.startswith("Given value:")), ""
-    )
-    if expected:
-        return _plain_types(f"--{key}: expected {' or '.join(expected)}, got {given!r}")
-    return _plain_types(f"--{key}: {rest[0] if rest else 'invalid value'}")
-
-
-_PARSER_KEY = re.compile(r'Parser key "([^"]+)":\s*(.*)')
-
-
-def _plain_types(text: str) -> str:
-    return re.sub(r"<class '(?:builtins\.)?([^']+)'>", r"\1", text)
 
 
 class GMVAECLI(LightningCLI):
@@ -142,24 +92,9 @@ class GMVAECLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
-        """The global step of the checkpoint a resume starts from (None: not resuming)."""
         ckpt_path = self._get(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
-        if ckpt_path is None:
-            return None
-        if ckpt_path == "last":  # found as Lightning finds it: the newest last*.ckpt
-            dirs = {
-                Path(c.dirpath or Path(root, "checkpoints"))
-                for c in callbacks
-                if isinstance(c, ModelCheckpoint)
-            }
-            found = [p for d in dirs for p in d.glob("last*.ckpt")]
-            candidates = sorted(found, key=os.path.getmtime)
-            if not candidates:
-                return 0  # nothing to resume from: Lightning starts afresh
-            ckpt_path = str(candidates[-1])
-        elif ckpt_path in ("best", "hpc", "registry"):
-            return None
-        return int(load_checkpoint_safely(ckpt_path, map_location="cpu").get("global_step", 0))
+        dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint)]
+        return resume_step(ckpt_path, root, dirs)
 
     def before_fit(self) -> None:
         """Refuse to overwrite another run; on resume, check the options and keep config.yaml."""
@@ -241,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]
-    _Parser.verbose = verbose
+    OneLineErrorParser.verbose = verbose
     if argv is None:
         sys.argv[1:] = args
     try:
@@ -254,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             GMVAEDataModule,
             seed_everything_default=0,
             trainer_defaults={"use_distributed_sampler": False, "max_epochs": 200},
-            parser_class=_Parser,
+            parser_class=OneLineErrorParser,
             args=None if argv is None else args,
         )
     except Exception as exc:

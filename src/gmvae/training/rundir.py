@@ -26,6 +26,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from gmvae.errors import ConfigError
 from gmvae.files import atomic_writer
+from gmvae.training.checkpoint_io import load_checkpoint_safely
 
 FINISHED = "metrics.json"
 CONFIG = "config.yaml"
@@ -49,6 +50,24 @@ def check_new_run(run_dir: Path) -> None:
             f"{run_dir} holds a run that did not finish ({', '.join(left)}); continue it with "
             "--ckpt_path last, or pass another --trainer.default_root_dir"
         )
+
+
+def resume_step(ckpt_path: str | None, root: str, checkpoint_dirs: list[str | None]) -> int | None:
+    """The global step of the checkpoint a fit resumes from; None when not resuming.
+
+    ``last`` is found as Lightning finds it: the newest ``last*.ckpt`` in the
+    checkpoint callbacks' folders (``root/checkpoints`` where they set none); 0 when
+    there is none yet (Lightning then starts afresh).
+    """
+    if ckpt_path is None or ckpt_path in ("best", "hpc", "registry"):
+        return None
+    if ckpt_path == "last":
+        dirs = {Path(d or Path(root, "checkpoints")) for d in checkpoint_dirs}
+        found = sorted((p for d in dirs for p in d.glob("last*.ckpt")), key=os.path.getmtime)
+        if not found:
+            return 0
+        ckpt_path = str(found[-1])
+    return int(load_checkpoint_safely(ckpt_path, map_location="cpu").get("global_step", 0))
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
