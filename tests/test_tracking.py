@@ -22,7 +22,7 @@ COLUMNS = (
     "train/temperature",
     "val/accuracy",
     "val/loss",
-    "lr-Adam",
+    "train/lr",
 )
 
 
@@ -49,7 +49,7 @@ def test_a_tensorboard_logger_adds_to_the_flat_run_directory(tmp_path):
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     for column in COLUMNS:
         assert any(r.get(column) for r in rows), column
-    assert float(next(r["lr-Adam"] for r in rows if r.get("lr-Adam"))) == pytest.approx(1e-3)
+    assert float(next(r["train/lr"] for r in rows if r.get("train/lr"))) == pytest.approx(1e-3)
     # The run directory keeps its flat layout; TensorBoard's event files go where asked.
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["best_checkpoint"].startswith(str(run / "checkpoints"))
@@ -63,7 +63,7 @@ def test_a_tensorboard_logger_adds_to_the_flat_run_directory(tmp_path):
         acc = EventAccumulator(str(event_file))
         acc.Reload()
         tags |= set(acc.Tags()["scalars"])
-    assert {"train/total", "val/accuracy", "train/temperature", "lr-Adam"} <= tags
+    assert {"train/total", "val/accuracy", "train/temperature", "train/lr"} <= tags
 
 
 def test_logger_false_still_trains_without_a_learning_rate_monitor(tmp_path):

@@ -17,7 +17,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
@@ -244,7 +243,6 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         logger: CSVLogger | bool = False
         if self.log_dir is not None:
             logger = CSVLogger(self.log_dir, name="", version="")
-            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         with torch.random.fork_rng(devices=[]), _quiet(self.verbose):
             torch.manual_seed(seed)
             module = GMVAEModule(

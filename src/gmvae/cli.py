@@ -11,19 +11,26 @@ import importlib
 import importlib.util
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import Logger
 
+from gmvae.cli_parser import OneLineErrorParser
 from gmvae.errors import ConfigError, GMVAEError
 from gmvae.export import ModelCard, save_model
 from gmvae.files import atomic_write_json
+from gmvae.training.checkpoint_io import SafeCheckpointIO, load_checkpoint_safely
 from gmvae.training.datamodule import GMVAEDataModule
+from gmvae.training.guard import NonFiniteLossGuard
 from gmvae.training.module import GMVAEModule
 from gmvae.training.precision import fastest_precision
+from gmvae.training.resume import AutosaveCheckpoint, RNGState
+from gmvae.training.rundir import RunCSVLogger, check_new_run, prepare_resume, resume_step
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -35,6 +42,7 @@ TOOL_COMMANDS: dict[str, str] = {
 # How `gmvae fit` builds its CLI; `gmvae tune` builds its trials the same way.
 CLI_DEFAULTS: dict[str, Any] = {
     "seed_everything_default": 0,
+    "parser_class": OneLineErrorParser,  # one-line errors instead of pages of usage
     "trainer_defaults": {
         "use_distributed_sampler": False,  # our batch sampler shards by rank itself
         "max_epochs": 200,
@@ -42,6 +50,8 @@ CLI_DEFAULTS: dict[str, Any] = {
         "benchmark": True,  # cudnn autotuner; no effect on CPU
     },
 }
+# Default interval of the in-epoch saves of checkpoints/last.ckpt (--autosave.*).
+AUTOSAVE_MINUTES = 2
 
 
 class GMVAECLI(LightningCLI):
@@ -56,8 +66,33 @@ class GMVAECLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "best-epoch{epoch:03d}",
                 "checkpoint.auto_insert_metric_name": False,
+                # A resume may save a checkpoint again: replace it, never add "-v1" copies.
+                "checkpoint.enable_version_counter": False,
             }
         )
+        # A second writer of last.ckpt, during epochs, so that a crash loses little.
+        parser.add_lightning_class_args(AutosaveCheckpoint, "autosave")
+        parser.set_defaults(
+            {
+                "autosave.monitor": None,
+                "autosave.save_top_k": 0,
+                "autosave.save_last": True,
+                "autosave.enable_version_counter": False,
+                "autosave.train_time_interval": timedelta(minutes=AUTOSAVE_MINUTES),
+            }
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads ``--ckpt_path``'s hyper-parameters here, with a bare torch.load;
+        check the file first so that a bad one is one clear error, not a traceback."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            load_checkpoint_safely(ckpt_path, map_location="cpu")
+        super()._parse_ckpt_path()
+
+    def _resuming(self) -> bool:
+        return self.subcommand == "fit" and self._get(self.config_init, "ckpt_path") is not None
 
     def before_instantiate_classes(self) -> None:
         """A TensorBoard logger without TensorBoard installed: one line, not a traceback."""
@@ -82,10 +117,34 @@ class GMVAECLI(LightningCLI):
             # A logger the user asks for (--trainer.logger TensorBoardLogger ...) comes after
             # it, so that the run directory and metrics.csv stay where they always are.
             given = [] if logger in (None, True) else list(_as_list(logger))
-            config["logger"] = [CSVLogger(save_dir=root, name="", version=""), *given]
-            callbacks = [*callbacks, LearningRateMonitor(logging_interval="epoch")]
-        callbacks = [*callbacks, Timer()]
+            keep = self._resume_step(root, callbacks)
+            config["logger"] = [RunCSVLogger(root, keep_before_step=keep), *given]
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = [*plugins, SafeCheckpointIO()]
+        callbacks = [*callbacks, Timer(), RNGState(), NonFiniteLossGuard()]
         return super()._instantiate_trainer(config, callbacks)
+
+    def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
+        ckpt_path = self._get(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
+        dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint)]
+        return resume_step(ckpt_path, root, dirs)
+
+    def before_fit(self) -> None:
+        """Refuse to overwrite another run; on resume, check the options and keep config.yaml."""
+        trainer = self.trainer
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        if not self._resuming():
+            check_new_run(run_dir)
+            return
+        new_config = self._parser("fit").dump(self.config["fit"], skip_none=False)
+        note = prepare_resume(run_dir, new_config)
+        if note:
+            print(f"gmvae: note: {note}", file=sys.stderr)
+        for callback in trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.overwrite = True  # the resumed run's config.yaml replaces its own
 
     def after_fit(self) -> None:
         """Test the best checkpoint on the test set and write ``metrics.json``."""
@@ -159,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]
+    OneLineErrorParser.verbose = verbose
     if argv is None:
         sys.argv[1:] = args
     try:

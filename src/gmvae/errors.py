@@ -11,3 +11,7 @@ class DataError(GMVAEError):
 
 class ConfigError(GMVAEError, ValueError):
     """An option has a value that gmvae cannot use."""
+
+
+class TrainingError(GMVAEError):
+    """Training cannot go on (e.g. the loss became NaN); the checkpoints saved before are kept."""

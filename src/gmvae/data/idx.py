@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from gmvae.errors import DataError
 
 _UBYTE = 0x08
+_CHUNK = 1 << 24  # 16 MiB: how much of a .gz is inflated at a time
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -18,30 +21,55 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Raises :class:`DataError` naming the file for a bad gzip stream, a bad magic
     number, a type other than unsigned byte, or a size that does not match the header.
+    The header is checked before the data is read, and data is read in chunks up to
+    the declared size only: a corrupt header or a gzip bomb cannot make it allocate
+    more than the file really holds.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with path.open("rb") as f:
+            compressed = f.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if compressed else path.open("rb") as f:
+            return _read_idx_stream(path, f, None if compressed else path.stat().st_size)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+
+
+def _read_idx_stream(path: Path, f: BinaryIO, file_size: int | None) -> np.ndarray:
+    head = f.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
-    if raw[2] != _UBYTE:
-        raise DataError(f"{path}: IDX type 0x{raw[2]:02x} is not supported (only unsigned byte)")
-    ndim = raw[3]
-    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+    if head[2] != _UBYTE:
+        raise DataError(f"{path}: IDX type 0x{head[2]:02x} is not supported (only unsigned byte)")
+    ndim = head[3]
+    dims = f.read(4 * ndim)
+    if ndim == 0 or len(dims) < 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64))
-    found = len(raw) - 4 - 4 * ndim
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    expected = math.prod(shape)  # Python int: no overflow
+    if file_size is not None:  # uncompressed: compare sizes before reading anything
+        found = file_size - 4 - 4 * ndim
+    else:
+        chunks, found = [], 0
+        while found < expected:
+            chunk = f.read(min(_CHUNK, expected - found))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            found += len(chunk)
+        if found == expected and f.read(1):  # reading to the end also checks the gzip CRC
+            found += 1
     if found != expected:
-        kind = "truncated" if found < expected else "has trailing bytes"
-        raise DataError(
-            f"{path}: {kind}: header says shape {shape} ({expected} bytes), found {found} bytes"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+        if found < expected:
+            what = f"truncated: header says shape {shape} ({expected} bytes), found {found} bytes"
+        else:
+            more = found if file_size is not None else "more"
+            what = f"has trailing bytes: header says shape {shape} ({expected} bytes), found {more}"
+        raise DataError(f"{path}: {what}")
+    data = f.read(expected) if file_size is not None else b"".join(chunks)
+    if len(data) != expected:  # the file changed while being read
+        raise DataError(f"{path}: changed while being read")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def read_idx_pair(

@@ -32,6 +32,10 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` (not on the
     batch sampler itself) before every epoch; ``self.sampler`` is that object.
+
+    ``state_dict`` records the epoch and how many batches of it were handed out;
+    after ``load_state_dict`` the next pass over that epoch skips them, so a run
+    resumed from a mid-epoch checkpoint continues with the very next batch.
     """
 
     def __init__(
@@ -71,6 +75,8 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
             seed=seed,
             drop_last=True,
         )
+        self._yielded = 0  # batches of the current pass handed out so far
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip)
 
     @property
     def epoch(self) -> int:
@@ -79,6 +85,12 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's permutation and labeled draws."""
         self.sampler.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_done": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def _shard_rows(self) -> int:
         """Rows of the shard used per epoch: a last batch of a single row (possible only
@@ -95,17 +107,40 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler[list[int]]):
         shard = self.unlabeled[torch.tensor(list(self.sampler), dtype=torch.long)]
         shard = shard[: self._shard_rows()]
         own = _generator(self.seed, self.epoch, self.rank, 1)
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        self._yielded = 0
         n_lab, m = len(self.labeled), self.labeled_batch_size
         for start in range(0, len(shard), self.unlabeled_batch_size):
             part = shard[start : start + self.unlabeled_batch_size]
             if m == 0:
-                yield part.tolist()
-                continue
-            if m <= n_lab:
-                pick = torch.randperm(n_lab, generator=own)[:m]
+                batch = part
             else:
-                pick = torch.randint(n_lab, (m,), generator=own)
-            yield torch.cat([part, self.labeled[pick]]).tolist()
+                # Drawn even for skipped batches: the labeled draws stay those of the full pass.
+                if m <= n_lab:
+                    pick = torch.randperm(n_lab, generator=own)[:m]
+                else:
+                    pick = torch.randint(n_lab, (m,), generator=own)
+                batch = torch.cat([part, self.labeled[pick]])
+            self._yielded += 1
+            if self._yielded > skip:
+                yield batch.tolist()
+
+
+class StatefulDataLoader(torch.utils.data.DataLoader):
+    """A DataLoader that Lightning checkpoints: its state is its batch sampler's.
+
+    Lightning saves ``state_dict()`` of every training loader that has one and
+    hands it back on resume, before the first batch is drawn.
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 def eval_shard(num_rows: int, rank: int, world_size: int) -> range:

@@ -14,7 +14,7 @@ from gmvae.data.arrays import ImageArrays, IndexedImages, keep_batch
 from gmvae.data.folders import FolderListing, FolderSplits, load_folder, scan_folder
 from gmvae.data.locate import locate_files
 from gmvae.data.registry import DatasetSpec, get_spec, load_split
-from gmvae.data.sampler import SemiSupervisedBatchSampler, eval_shard
+from gmvae.data.sampler import SemiSupervisedBatchSampler, StatefulDataLoader, eval_shard
 from gmvae.data.split import balanced_labeled_subset, train_val_split
 from gmvae.errors import ConfigError, DataError
 
@@ -210,11 +210,12 @@ class GMVAEDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
         )
-        return DataLoader(
+        return StatefulDataLoader(  # resumable mid-epoch: Lightning checkpoints its position
             IndexedImages(self.train_set.images, observed),
             batch_sampler=sampler,
             collate_fn=keep_batch,
             pin_memory=torch.cuda.is_available(),
+            generator=_own_generator(),
         )
 
     def _eval_loader(self, arrays: ImageArrays | None) -> DataLoader:
@@ -229,6 +230,7 @@ class GMVAEDataModule(L.LightningDataModule):
             batch_size=self.eval_batch_size,
             collate_fn=keep_batch,
             pin_memory=torch.cuda.is_available(),
+            generator=_own_generator(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -281,3 +283,11 @@ class ArrayDataModule(GMVAEDataModule):
         if self._arrays[2] is None:
             raise ConfigError("no test arrays were given")
         return self._arrays[2]
+
+
+def _own_generator() -> torch.Generator:
+    """A DataLoader without a generator draws its base seed from the global torch RNG at
+    every ``iter()``; with one it leaves the global stream, which the model's Gumbel and
+    reparameterisation noise use, to the training steps alone (exact resume, see
+    :class:`gmvae.training.resume.RNGState`). No worker processes use the seed."""
+    return torch.Generator().manual_seed(0)

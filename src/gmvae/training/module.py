@@ -5,7 +5,8 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torchmetrics.aggregation import MeanMetric
+from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
@@ -13,6 +14,17 @@ from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.gmvae import GMVAE
 from gmvae.training.temperature import gumbel_temperature
+
+TRAIN_LOGGED = (
+    "total",
+    "reconstruction",
+    "gaussian",
+    "categorical",
+    "assignment",
+    "metric",
+    "temperature",
+    "lr",
+)
 
 
 class GMVAEModule(L.LightningModule):
@@ -71,6 +83,9 @@ class GMVAEModule(L.LightningModule):
         self.model.to(memory_format=self.memory_format)
         self.compile_network = compile
         self.criterion = GMVAELoss(self.loss_config, num_classes)
+        # Epoch means of the training terms, kept as module state: a checkpoint saved
+        # mid-epoch holds the partial sums, so a resumed run logs the same means.
+        self.train_means = nn.ModuleDict({name: _persistent_mean() for name in TRAIN_LOGGED})
         # Label -1 marks unlabeled rows (user data): they count in the loss, not the accuracy.
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
@@ -102,9 +117,51 @@ class GMVAEModule(L.LightningModule):
                 int(np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1)[0])
             )
 
+    def setup(self, stage: str) -> None:
+        """Fail before training, not at the first step, when the batches cannot feed the k-NN."""
+        labeled = getattr(self.trainer.datamodule, "labeled_batch_size", None)
+        cfg = self.loss_config
+        if stage == "fit" and labeled is not None and cfg.uses_labels and cfg.knn_k > labeled:
+            raise ConfigError(
+                f"model.loss.knn_k={cfg.knn_k} is larger than data.labeled_batch_size={labeled}: "
+                "the k-NN vote needs k labeled rows in every batch"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint made with other options, before its weights are loaded.
+
+        Resuming (fit) needs every option equal; evaluating needs the same network.
+        """
+        saved = checkpoint.get("hyper_parameters", {})
+        keys = ("image_shape", "num_classes", "network")
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            keys = tuple(self.hparams)
+        changed = [k for k in keys if k in saved and _plain(saved[k]) != _plain(self.hparams[k])]
+        if changed:
+            diff = "; ".join(
+                f"{k}: {saved[k]} (checkpoint) vs {self.hparams[k]} (now)" for k in changed
+            )
+            raise ConfigError(
+                f"the checkpoint was made with other model options: {diff}. Pass the options it "
+                "was trained with (its run directory's config.yaml)"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Save the training means as a resume needs them: a run resumed from a checkpoint
+        taken after an epoch's last batch starts logging the next epoch, from zero."""
+        trainer = self._trainer
+        if trainer is None or not trainer.training and not trainer.validating:
+            return
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done < trainer.num_training_batches:
+            return  # mid-epoch: the partial sums continue after the resume
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("train_means.")]:
+            state[key] = torch.zeros_like(state[key])
+
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    ) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
         x, labels = batch
         tau = gumbel_temperature(
             self.current_epoch + batch_idx / max(self.trainer.num_training_batches, 1),
@@ -117,24 +174,14 @@ class GMVAEModule(L.LightningModule):
             generative_rows=self._generative_rows(len(x)),
         )
         terms = self.criterion(out, x, labels)
-        # sync_dist: under DDP the epoch means cover every rank's rows (one all-reduce per
-        # term at the epoch's end, none per step; exact, as every rank runs equal batches).
-        self.log_dict(
-            {f"train/{k}": v for k, v in terms.named().items()},
-            on_step=False,
-            on_epoch=True,
-            batch_size=len(x),
-            sync_dist=True,
-        )
-        self.log(
-            "train/temperature",
-            tau,
-            on_step=False,
-            on_epoch=True,
-            batch_size=len(x),
-            sync_dist=True,
-        )
-        return terms.total
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # a Python float: no sync
+        logged = {**terms.named(), "temperature": torch.tensor(tau), "lr": torch.tensor(lr)}
+        for name, value in logged.items():
+            mean = self.train_means[name]
+            mean.update(value.detach(), weight=len(x))
+            self.log(f"train/{name}", mean, on_step=False, on_epoch=True)
+        # The named terms let NonFiniteLossGuard say which one went NaN.
+        return {"loss": terms.total, "terms": {k: v.detach() for k, v in terms.named().items()}}
 
     def _generative_rows(self, batch_size: int) -> int | None:
         """Leading (unlabeled) rows of a training batch that get the VAE terms.
@@ -171,3 +218,19 @@ class GMVAEModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def _plain(value: object) -> object:
+    """Tuples and lists compare equal (a checkpoint holds lists where the code has tuples)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _persistent_mean() -> MeanMetric:
+    """A weighted mean whose running sums are saved in checkpoints; no NaN check (no sync)."""
+    mean = MeanMetric(nan_strategy="disable")
+    mean.persistent(True)
+    return mean
