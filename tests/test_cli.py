@@ -116,6 +116,7 @@ def test_bad_option_value_exits_2_naming_the_choices(tmp_path):
 def test_exported_model_loads_without_pickle_and_predicts_like_the_checkpoint(tmp_path):
     import torch
 
+    from gmvae.api import GMVAEClassifier
     from gmvae.data import load_split
     from gmvae.data.arrays import to_float
     from gmvae.export import load_model
@@ -142,3 +143,11 @@ def test_exported_model_loads_without_pickle_and_predicts_like_the_checkpoint(tm
     module.load_state_dict(ckpt["state_dict"])
     with torch.inference_mode():
         torch.testing.assert_close(model.classify(x), module.eval().model.classify(x))
+    # The Lightning checkpoint itself loads too (weights_only), in load_model and the estimator.
+    from_ckpt, ckpt_card = load_model(metrics["best_checkpoint"])
+    assert ckpt_card.network == card.network
+    with torch.inference_mode():
+        torch.testing.assert_close(from_ckpt.classify(x), model.classify(x))
+    estimator = GMVAEClassifier.load(metrics["best_checkpoint"])
+    images = load_split("digits", "test").images[:, 0].numpy()
+    assert (estimator.predict(images) == model.classify(x).argmax(1).numpy()).all()

@@ -2,7 +2,8 @@
 
 ``save_model("run/model.safetensors", ...)`` writes ``model.safetensors`` and
 ``model.json`` beside it; ``load_model`` reads them back without unpickling
-anything. Lightning checkpoints (``*.ckpt``) are for resuming one's own runs.
+anything. Lightning checkpoints (``*.ckpt``) are for resuming one's own runs;
+``load_model`` also reads them, with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gmvae.config import NetworkConfig, coerce
 from gmvae.errors import DataError
 from gmvae.files import atomic_write_bytes, atomic_write_json
 from gmvae.model.gmvae import GMVAE
+from gmvae.training.checkpoint_io import load_checkpoint_safely
 
 FORMAT = "gmvae-model"
 FORMAT_VERSION = 1
@@ -61,8 +63,14 @@ def save_model(path: str | os.PathLike, model: GMVAE, card: ModelCard) -> Path:
 
 
 def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> tuple[GMVAE, ModelCard]:
-    """Rebuild a :class:`GMVAE` in eval mode from ``path`` and its ``.json``; no pickle involved."""
+    """Rebuild a :class:`GMVAE` in eval mode from ``path`` and its ``.json``; no pickle involved.
+
+    A ``.ckpt`` path is read as a Lightning checkpoint of ``gmvae fit`` (any strategy,
+    DDP included) instead; its card has no class names.
+    """
     path = Path(path)
+    if path.suffix == ".ckpt":
+        return _load_checkpoint(path, map_location)
     meta_path = config_path(path)
     try:
         meta = json.loads(meta_path.read_text())
@@ -93,4 +101,27 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> tuple[G
         model.load_state_dict(tensors)
     except RuntimeError as exc:
         raise DataError(f"{path}: weights do not match {meta_path}: {exc}") from None
+    return model.eval(), card
+
+
+def _load_checkpoint(path: Path, map_location: str) -> tuple[GMVAE, ModelCard]:
+    checkpoint = load_checkpoint_safely(path, map_location=map_location)
+    hparams = checkpoint.get("hyper_parameters", {})
+    try:
+        card = ModelCard(
+            image_shape=tuple(int(s) for s in hparams["image_shape"]),  # type: ignore[arg-type]
+            num_classes=int(hparams["num_classes"]),
+            network=coerce(NetworkConfig, hparams["network"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not a gmvae checkpoint (hyper-parameters: {exc})") from None
+    prefix = "model."  # GMVAEModule keeps the network as ``self.model``
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    model = GMVAE(card.image_shape, card.num_classes, card.network)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{path}: weights do not match its hyper-parameters: {exc}") from None
     return model.eval(), card
