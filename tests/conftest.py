@@ -5,6 +5,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO = str(REPO / "configs" / "digits-demo.yaml")  # the offline digits demo
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 # Read once: tests run with GMVAE_DATA_DIR unset, so that only real_data_dir sees it.
 _REAL_DATA_DIR = os.environ.get("GMVAE_DATA_DIR")
 

@@ -9,10 +9,7 @@ import pytest
 
 from gmvae.cli import main
 
-from .conftest import REPO
-
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from .conftest import DEMO, QUIET, REPO
 
 
 def gmvae(*args: str, cwd=None) -> subprocess.CompletedProcess:

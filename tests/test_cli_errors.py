@@ -18,13 +18,11 @@ from gmvae.cli import main
 from gmvae.data import registry
 from gmvae.data.locate import RemoteFile
 
-from .conftest import REPO
+from .conftest import DEMO, QUIET, REPO
 from .data.writers import idx_bytes, write_idx, write_mnist_like, write_svhn_mat
 
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
 MNIST = str(REPO / "configs" / "mnist-100.yaml")
 SVHN = str(REPO / "configs" / "svhn-1000.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def fails(capsys, tmp_path, *args: str) -> str:

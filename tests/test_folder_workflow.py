@@ -10,10 +10,8 @@ from gmvae.api import GMVAEClassifier
 from gmvae.cli import main
 from gmvae.data.images import SkippedFilesWarning, decode_image
 
-from .conftest import REPO
+from .conftest import QUIET, REPO
 from .data.image_folder import BAD_FILES, write_digit_folder
-
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 @pytest.mark.slow

@@ -8,10 +8,8 @@ import pytest
 
 from gmvae.cli import main
 
-from .conftest import REPO
+from .conftest import DEMO, QUIET
 
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 COLUMNS = (
     "train/total",
     "train/reconstruction",

@@ -10,10 +10,8 @@ from gmvae.cli import main
 from gmvae.commands.tune import read_space
 from gmvae.errors import ConfigError
 
-from ..conftest import REPO
+from ..conftest import DEMO, QUIET
 
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 SPACE = """\
 model.lr: {low: 1.0e-7, high: 1.0e-2, log: true}
 model.loss.knn_k: {low: 2, high: 4}

@@ -12,10 +12,7 @@ import torch
 from gmvae.cli import main
 from gmvae.training.datamodule import GMVAEDataModule
 
-from ..conftest import REPO
-
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from ..conftest import DEMO, QUIET
 
 
 class _RecordBatches(L.Callback):

@@ -20,10 +20,8 @@ from gmvae.data.sampler import eval_shard
 from gmvae.export import ModelCard, load_model, save_model
 from gmvae.training import GMVAEDataModule, GMVAEModule
 
-from ..conftest import REPO
+from ..conftest import DEMO, QUIET, REPO
 
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 # 4 epochs, not 2: after 2 the 2-rank run has taken 16 optimizer steps to the single run's 30
 # and trails by 7-29 points (seeds 0-2); after 4 the two are within 1.5 (seeds 0-3).
 EPOCHS = "4"

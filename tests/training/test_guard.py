@@ -12,10 +12,7 @@ from gmvae.errors import TrainingError
 from gmvae.training.checkpoint_io import load_checkpoint_safely
 from gmvae.training.guard import NonFiniteLossGuard
 
-from ..conftest import REPO
-
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+from ..conftest import DEMO, QUIET
 
 
 @pytest.mark.slow

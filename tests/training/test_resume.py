@@ -16,10 +16,8 @@ from gmvae.data.sampler import SemiSupervisedBatchSampler, StatefulDataLoader
 from gmvae.training.checkpoint_io import load_checkpoint_safely
 from gmvae.training.resume import capture_rng_state, restore_rng_state
 
-from ..conftest import REPO
+from ..conftest import DEMO, QUIET, REPO
 
-DEMO = str(REPO / "configs" / "digits-demo.yaml")
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 TIMES = {"train_seconds", "seconds_per_epoch"}
 
 
