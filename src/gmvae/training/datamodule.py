@@ -135,10 +135,11 @@ class GMVAEDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def _eval_loader(self, arrays: ImageArrays | None) -> DataLoader:
+    def _eval_loader(self, arrays: ImageArrays | None, *, hide_labels: bool = False) -> DataLoader:
         assert arrays is not None
+        labels = torch.full_like(arrays.labels, -1) if hide_labels else arrays.labels
         return DataLoader(
-            IndexedImages(arrays.images, arrays.labels),
+            IndexedImages(arrays.images, labels),
             batch_sampler=BatchSampler(
                 SequentialSampler(range(len(arrays))), self.eval_batch_size, False
             ),
@@ -147,7 +148,9 @@ class GMVAEDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val_set)
+        # A run without labels (clustering, paper 5.3.1) reads none in validation either:
+        # its labels arrive as -1, so model selection can only use the label-free val/loss.
+        return self._eval_loader(self.val_set, hide_labels=self.num_labeled == 0)
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
