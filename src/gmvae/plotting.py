@@ -134,9 +134,15 @@ def training_curves(
     for ax, name in zip(axes.flat, names, strict=False):
         values = np.asarray(series[name], dtype=float)
         ax.plot(epochs, values, marker="o", markersize=3)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        finite = values[np.isfinite(values)]
+        last = f" (last {finite[-1]:.4g})" if len(finite) else ""
+        ax.set_title(name + last, fontsize=10)
+        ax.set_xlabel("epoch (0 = the first)")
+        if len(epochs) <= 10:
+            ax.set_xticks(epochs)
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(names) :]:
         ax.set_visible(False)

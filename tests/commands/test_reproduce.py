@@ -77,6 +77,13 @@ def test_dry_run_prints_the_commands_and_runs_nothing(tmp_path, capsys):
     assert reproduce(*args, "--out-dir", str(out), "--dry-run") == 0
     printed = capsys.readouterr().out
     assert printed.count("would run") == 4
+    order = [ln.split(":")[0].split("] ")[1] for ln in printed.splitlines() if "would run" in ln]
+    assert order == [  # seed by seed, so a call cut short covers every experiment
+        "mnist-100-la (epochs 3) seed 0",
+        "mnist-cluster (epochs 3) seed 0",
+        "mnist-100-la (epochs 3) seed 1",
+        "mnist-cluster (epochs 3) seed 1",
+    ]
     assert "--model.loss.w_metric 0" in printed  # the L_A-only ablation cell
     assert "configs/mnist-cluster.yaml --trainer.max_epochs 3 --seed_everything 1" in printed
     assert not out.exists()

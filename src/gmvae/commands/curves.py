@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     data_path = figure_io.check_outputs(args.out, ".csv", force=args.force)
     epochs, series = epoch_metrics(args.run_dir / "metrics.csv")
-    fig = training_curves(epochs, series, title=f"{args.run_dir.resolve().name}: per-epoch means")
+    fig = training_curves(epochs, series, title=f"{args.run_dir}: per-epoch means")
     figure_io.write_outputs(
         fig, args.out, args.dpi, data_path, lambda f: _write_csv(f, epochs, series)
     )

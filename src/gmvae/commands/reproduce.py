@@ -6,8 +6,9 @@
 Each (experiment, seed) is one ``gmvae fit`` in a subprocess (a crash or an
 out-of-memory in one run leaves the others alone), in
 ``OUT/<experiment>/epochs-<E>/seed-<S>/``. A run whose ``metrics.json`` exists is
-never run again, so an interrupted call resumes where it stopped. The table, the
-paper's values beside ours, is rewritten after every run.
+never run again, so an interrupted call resumes where it stopped. Runs go seed by
+seed (seed 0 of every experiment first). The table, the paper's values beside ours,
+is rewritten after every run.
 """
 
 from __future__ import annotations
@@ -193,12 +194,13 @@ def main(argv: list[str]) -> int:
         parser.error("--seeds and --max-epochs must be >= 1")
     configs = args.configs_dir or _default_configs()
 
-    plan = []
+    chosen = []
     for name in dict.fromkeys(args.experiments):  # in order, each once
         experiment = EXPERIMENTS[name]
         config = configs / experiment.config
-        epochs = args.max_epochs or _config_epochs(config)
-        plan += [(experiment, config, epochs, seed) for seed in range(args.seeds)]
+        chosen.append((experiment, config, args.max_epochs or _config_epochs(config)))
+    # Seed by seed: a call cut short still has every experiment at its first seeds.
+    plan = [(*e, seed) for seed in range(args.seeds) for e in chosen]
     failures = 0
     for i, (experiment, config, epochs, seed) in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] ", end="")
