@@ -112,12 +112,14 @@ def _rows_for(experiment: Experiment, runs: list[Run]) -> list[list[str]]:
     """Table rows of one experiment: one per (epoch budget, paper metric)."""
     rows = []
     budgets = sorted({r.epochs for r in runs})
+    if not budgets and all(p.mean is None for p in experiment.paper):
+        return []  # not in the paper (the digits demo) and not run: nothing to say
     if not budgets:
         reason = f"not run (`gmvae reproduce --experiments {experiment.name}`)"
         for paper in experiment.paper:
             label = METRICS[paper.metric].label
             rows.append(
-                [experiment.name, label, paper.text(), f"not measured: {reason}"] + [""] * 4
+                [experiment.name, label, paper.text(), f"not measured: {reason}"] + ["-"] * 4
             )
         return rows
     for epochs in budgets:

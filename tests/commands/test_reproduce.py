@@ -45,6 +45,7 @@ def test_runner_writes_the_table_and_skips_finished_runs(tmp_path, capsys):
     assert "--seed_everything $SEED" in row[7] and "seed-$SEED" in row[7]
     # The paper's experiments that were not run say so.
     assert "not measured: not run" in table_row(text, "svhn-1000")[3]
+    assert table_row(text, "svhn-1000")[4:] == ["-"] * 4
     assert table_row(text, "mnist-100")[2] == "1.94 ± 0.49, Table 1"
 
     stamps = [(r / "metrics.json").stat().st_mtime_ns for r in runs]
@@ -63,6 +64,7 @@ def test_a_failed_run_is_not_measured_with_its_reason(tmp_path, capsys):
     assert "FAILED" in capsys.readouterr().out
     row = table_row(table.read_text(), "svhn-1000")
     assert row[3] == "not measured: svhn data not found: need train_32x32.mat"
+    assert "| digits-demo |" not in table.read_text()  # not in the paper and not run: no row
     record = json.loads((out / "svhn-1000" / "epochs-1" / "seed-0" / "reproduce.json").read_text())
     assert record["status"] == "failed" and record["returncode"] == 2
     # A second call retries it, keeping the failed attempt aside.
