@@ -218,14 +218,15 @@ class GMVAEDataModule(L.LightningDataModule):
             generator=_own_generator(),
         )
 
-    def _eval_loader(self, arrays: ImageArrays | None) -> DataLoader:
+    def _eval_loader(self, arrays: ImageArrays | None, *, hide_labels: bool = False) -> DataLoader:
         assert arrays is not None
         # Under DDP each rank evaluates its own slice, without padding: every row counts once
         # in the synchronised metrics (Lightning's DistributedSampler would pad with repeats).
         # The shard is the loader's sampler, so it survives Lightning re-creating the loader
         # for prediction.
+        labels = torch.full_like(arrays.labels, -1) if hide_labels else arrays.labels
         return DataLoader(
-            IndexedImages(arrays.images, arrays.labels),
+            IndexedImages(arrays.images, labels),
             sampler=eval_shard(len(arrays), *self._rank()),
             batch_size=self.eval_batch_size,
             collate_fn=keep_batch,
@@ -234,7 +235,9 @@ class GMVAEDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val_set)
+        # A run without labels (clustering, paper 5.3.1) reads none in validation either:
+        # its labels arrive as -1, so model selection can only use the label-free val/loss.
+        return self._eval_loader(self.val_set, hide_labels=self.num_labeled == 0)
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)

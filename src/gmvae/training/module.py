@@ -13,6 +13,7 @@ from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.gmvae import GMVAE
+from gmvae.training.scores import ClusteringScores
 from gmvae.training.temperature import gumbel_temperature
 
 TRAIN_LOGGED = (
@@ -94,6 +95,7 @@ class GMVAEModule(L.LightningModule):
         # Lightning-AI/pytorch-lightning#21859). Metric states stay out of checkpoints.
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
+        self.test_clustering = ClusteringScores()
 
     def configure_model(self) -> None:
         if self.compile_network:
@@ -198,18 +200,29 @@ class GMVAEModule(L.LightningModule):
         x, labels = batch
         out = self.model(x)
         terms = self.criterion(out, x, labels, include_auxiliary=False)
-        metric = self.val_accuracy if stage == "val" else self.test_accuracy
-        metric.update(out.logits, labels)
         loss = self.val_loss if stage == "val" else self.test_loss
         loss.update(terms.total.detach(), weight=len(x))
         self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(x))
-        self.log(f"{stage}/accuracy", metric, on_epoch=True, prog_bar=True, batch_size=len(x))
+        # Labels of -1 are hidden: runs without labels (clustering) get no validation labels
+        # from the data module, so they log no val/accuracy and select on val/loss.
+        if (labels >= 0).any():
+            metric = self.val_accuracy if stage == "val" else self.test_accuracy
+            metric.update(out.logits, labels)  # ignore_index=-1 skips unlabeled rows
+            self.log(f"{stage}/accuracy", metric, on_epoch=True, prog_bar=True, batch_size=len(x))
+        if stage == "test":
+            self.test_clustering.update(out.logits.argmax(-1), labels)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        """Clusters = argmax q(y|x); scored after the best cluster -> class matching."""
+        scores = self.test_clustering.compute()
+        self.log_dict({f"test/{k}": v for k, v in scores.items()})
+        self.test_clustering.reset()
 
     def predict_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
