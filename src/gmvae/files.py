@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """Yield a binary file beside ``path``; on success fsync it and rename it over ``path``.
@@ -23,6 +30,7 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode())  # mkstemp makes 0600; a plain open() would give this
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
