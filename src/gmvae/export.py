@@ -82,8 +82,29 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> tuple[G
         raise DataError(f"{meta_path}: not a readable model config: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{meta_path}: not a gmvae model config (format {FORMAT!r} expected)")
+    card = _card(meta, f"{meta_path}: bad model config")
     try:
-        card = ModelCard(
+        tensors = load_file(path, device=map_location)
+    except (OSError, SafetensorError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file: {exc}") from None
+    return _build(card, tensors, f"{path}: weights do not match {meta_path}"), card
+
+
+def _load_checkpoint(path: Path, map_location: str) -> tuple[GMVAE, ModelCard]:
+    checkpoint = load_checkpoint_safely(path, map_location=map_location)
+    hparams = checkpoint.get("hyper_parameters", {})
+    card = _card(hparams, f"{path}: not a gmvae checkpoint (hyper-parameters)")
+    prefix = "model."  # GMVAEModule keeps the network as ``self.model``
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    return _build(card, state, f"{path}: weights do not match its hyper-parameters"), card
+
+
+def _card(meta: dict[str, Any], error: str) -> ModelCard:
+    """A card from a model's JSON or a checkpoint's hyper-parameters (same keys)."""
+    try:
+        return ModelCard(
             image_shape=tuple(int(s) for s in meta["image_shape"]),  # type: ignore[arg-type]
             num_classes=int(meta["num_classes"]),
             network=coerce(NetworkConfig, meta["network"]),
@@ -91,37 +112,13 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> tuple[G
             extra=dict(meta.get("extra", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{meta_path}: bad model config: {exc}") from None
-    try:
-        tensors = load_file(path, device=map_location)
-    except (OSError, SafetensorError) as exc:
-        raise DataError(f"{path}: not a readable safetensors file: {exc}") from None
-    model = GMVAE(card.image_shape, card.num_classes, card.network)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise DataError(f"{path}: weights do not match {meta_path}: {exc}") from None
-    return model.eval(), card
+        raise DataError(f"{error}: {exc}") from None
 
 
-def _load_checkpoint(path: Path, map_location: str) -> tuple[GMVAE, ModelCard]:
-    checkpoint = load_checkpoint_safely(path, map_location=map_location)
-    hparams = checkpoint.get("hyper_parameters", {})
-    try:
-        card = ModelCard(
-            image_shape=tuple(int(s) for s in hparams["image_shape"]),  # type: ignore[arg-type]
-            num_classes=int(hparams["num_classes"]),
-            network=coerce(NetworkConfig, hparams["network"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: not a gmvae checkpoint (hyper-parameters: {exc})") from None
-    prefix = "model."  # GMVAEModule keeps the network as ``self.model``
-    state = {
-        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-    }
+def _build(card: ModelCard, state: dict[str, Any], error: str) -> GMVAE:
     model = GMVAE(card.image_shape, card.num_classes, card.network)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise DataError(f"{path}: weights do not match its hyper-parameters: {exc}") from None
-    return model.eval(), card
+        raise DataError(f"{error}: {exc}") from None
+    return model.eval()
