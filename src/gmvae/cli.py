@@ -31,7 +31,7 @@ from gmvae.training.guard import NonFiniteLossGuard
 from gmvae.training.module import GMVAEModule
 from gmvae.training.precision import fastest_precision
 from gmvae.training.resume import AutosaveCheckpoint, RNGState
-from gmvae.training.rundir import RunCSVLogger, check_new_run, prepare_resume, resume_step
+from gmvae.training.rundir import FINISHED, RunCSVLogger, check_new_run, prepare_resume, resume_step
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -208,9 +208,9 @@ class GMVAECLI(LightningCLI):
             ),
         )
         metrics["model_file"] = str(model_file)
-        atomic_write_json(run_dir / "metrics.json", metrics)
+        atomic_write_json(run_dir / FINISHED, metrics)  # marks the run finished
         print(
-            f"wrote {run_dir / 'metrics.json'}: test_error {metrics['test_error']:.2f} %, "
+            f"wrote {run_dir / FINISHED}: test_error {metrics['test_error']:.2f} %, "
             f"cluster accuracy {100 * metrics['test_cluster_accuracy']:.2f} %, "
             f"NMI {100 * metrics['test_nmi']:.2f} %"
         )

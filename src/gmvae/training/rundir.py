@@ -30,7 +30,6 @@ from gmvae.training.checkpoint_io import load_checkpoint_safely
 
 FINISHED = "metrics.json"
 CONFIG = "config.yaml"
-METRICS_CSV = "metrics.csv"
 # Options that may change between a run and its resume: where the data lives.
 MOVABLE = ("data.data_dir", "data.download")
 # Options that define the run: changing them on resume would silently mix two runs.
