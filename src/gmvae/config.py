@@ -65,6 +65,10 @@ class LossConfig:
     ``metric`` is ``lifted`` (our O(B^2) lifted structured loss, margin
     ``metric_margin``) or the class name of any pytorch-metric-learning loss,
     built with ``metric_kwargs``.
+    ``pseudo_label_warmup``: epochs over which the terms that trust the k-NN labels
+    (L_A on unlabeled rows, and L_M) ramp linearly from 0 to full weight, so that
+    early features, still poor, do not lock wrong labels in; 0 is the paper's
+    constant weights.
     """
 
     reconstruction: str = "mse"
@@ -78,9 +82,11 @@ class LossConfig:
     metric_margin: float = 2.0
     metric_kwargs: dict[str, Any] = field(default_factory=dict)
     labeled_generative: bool = True
+    pseudo_label_warmup: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        _check_positive("pseudo_label_warmup", self.pseudo_label_warmup, allow_zero=True)
         for name in ("w_reconstruction", "w_gaussian", "w_categorical", "w_assignment", "w_metric"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         if not isinstance(self.knn_k, int) or self.knn_k < 1:

@@ -87,3 +87,21 @@ def test_labeled_generative_off_decodes_only_the_leading_rows():
     expected = reconstruction_loss(x[:6], out.reconstruction_logits, "mse")
     assert terms.reconstruction.item() == pytest.approx(expected.item())
     assert terms.targets.shape == (10,) and torch.isfinite(terms.total)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_pseudo_label_weight_scales_only_what_rests_on_knn_labels(batch, weight):
+    out, x, labels = batch
+    cfg = LossConfig(w_assignment=4.0, w_metric=5.0, knn_k=2, metric_margin=1.0)
+    full = GMVAELoss(cfg, 3)(out, x, labels)
+    ramped = GMVAELoss(cfg, 3)(out, x, labels, pseudo_label_weight=weight)
+    ce = torch.nn.functional.cross_entropy(out.logits, full.targets, reduction="none")
+    labeled = labels >= 0
+    variational = full.reconstruction + full.gaussian + full.categorical
+    expected = (
+        variational
+        + 4.0 * (ce[labeled].sum() + weight * ce[~labeled].sum()) / len(ce)
+        + weight * 5.0 * full.metric
+    )
+    assert ramped.total.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert ramped.assignment.item() == pytest.approx(full.assignment.item())  # logged unscaled

@@ -62,7 +62,10 @@ class GMVAELoss(nn.Module):
         labels: torch.Tensor,
         *,
         include_auxiliary: bool = True,
+        pseudo_label_weight: float = 1.0,
     ) -> LossTerms:
+        """``pseudo_label_weight`` in [0, 1] scales what rests on k-NN labels: the
+        unlabeled rows' share of L_A and all of L_M (the warm-up ramp)."""
         cfg = self.config
         terms = LossTerms(total=x.new_zeros((), dtype=torch.float32))
         if cfg.w_reconstruction > 0:
@@ -94,9 +97,15 @@ class GMVAELoss(nn.Module):
         )
         terms.targets = torch.where(labeled, labels, assigned)
         if cfg.w_assignment > 0:
-            terms.assignment = F.cross_entropy(out.logits.float(), terms.targets)
-            terms.total = terms.total + cfg.w_assignment * terms.assignment
+            per_row = F.cross_entropy(out.logits.float(), terms.targets, reduction="none")
+            terms.assignment = per_row.mean()
+            if pseudo_label_weight == 1.0:
+                assignment = terms.assignment
+            else:
+                row_weight = torch.where(labeled, 1.0, pseudo_label_weight)
+                assignment = (per_row * row_weight).mean()
+            terms.total = terms.total + cfg.w_assignment * assignment
         if self.metric_loss is not None:
             terms.metric = self.metric_loss(features, terms.targets)
-            terms.total = terms.total + cfg.w_metric * terms.metric
+            terms.total = terms.total + pseudo_label_weight * cfg.w_metric * terms.metric
         return terms

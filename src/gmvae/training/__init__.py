@@ -1,7 +1,7 @@
-"""Lightning plumbing: the module, the data module and the temperature schedule."""
+"""Lightning plumbing: the module, the data module and the schedules."""
 
 from gmvae.training.datamodule import ArrayDataModule, GMVAEDataModule
 from gmvae.training.module import GMVAEModule
-from gmvae.training.temperature import gumbel_temperature
+from gmvae.training.schedules import gumbel_temperature
 
 __all__ = ["ArrayDataModule", "GMVAEDataModule", "GMVAEModule", "gumbel_temperature"]

@@ -13,8 +13,8 @@ from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.gmvae import GMVAE
+from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
-from gmvae.training.temperature import gumbel_temperature
 
 TRAIN_LOGGED = (
     "total",
@@ -165,17 +165,16 @@ class GMVAEModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
         x, labels = batch
-        tau = gumbel_temperature(
-            self.current_epoch + batch_idx / max(self.trainer.num_training_batches, 1),
-            self.temperature_config,
-        )
+        progress = self.current_epoch + batch_idx / max(self.trainer.num_training_batches, 1)
+        tau = gumbel_temperature(progress, self.temperature_config)
         out = self.model(
             x,
             temperature=tau,
             hard=self.temperature_config.hard,
             generative_rows=self._generative_rows(len(x)),
         )
-        terms = self.criterion(out, x, labels)
+        ramp = linear_warmup(progress, self.loss_config.pseudo_label_warmup)
+        terms = self.criterion(out, x, labels, pseudo_label_weight=ramp)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # a Python float: no sync
         logged = {**terms.named(), "temperature": torch.tensor(tau), "lr": torch.tensor(lr)}
         for name, value in logged.items():

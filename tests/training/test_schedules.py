@@ -1,8 +1,8 @@
 import pytest
 
-from gmvae.config import TemperatureConfig
+from gmvae.config import LossConfig, TemperatureConfig
 from gmvae.errors import ConfigError
-from gmvae.training import gumbel_temperature
+from gmvae.training.schedules import gumbel_temperature, linear_warmup
 
 
 def test_schedule_goes_from_one_to_half_in_fifty_epochs_then_stays():
@@ -23,3 +23,13 @@ def test_schedule_is_configurable_and_validated():
     assert gumbel_temperature(3, TemperatureConfig(epochs=0)) == 0.5
     with pytest.raises(ConfigError, match="temperature.end"):
         TemperatureConfig(end=0.0)
+
+
+def test_linear_warmup_rises_from_zero_to_one_then_stays():
+    assert [linear_warmup(e, 2.0) for e in (0, 0.5, 1.0, 2.0, 7.0)] == [0, 0.25, 0.5, 1, 1]
+    assert linear_warmup(0.0, 0.0) == 1.0  # no warm-up: full weight from the first step
+
+
+def test_pseudo_label_warmup_is_validated():
+    with pytest.raises(ConfigError, match="pseudo_label_warmup"):
+        LossConfig(pseudo_label_warmup=-1.0)

@@ -1,0 +1,61 @@
+"""The pseudo-label warm-up reaches the loss through the training step."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+
+from gmvae.training.datamodule import GMVAEDataModule
+from gmvae.training.module import GMVAEModule
+
+
+class _FirstStepTerms(L.Callback):
+    def __init__(self) -> None:
+        self.outputs: dict | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.outputs is None:
+            self.outputs = outputs
+
+
+def _first_step(warmup: float, tmp_path) -> dict:
+    """Loss terms of the first training step with only L_A and L_M switched on."""
+    L.seed_everything(0)
+    dm = GMVAEDataModule(
+        "digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50, seed=0
+    )
+    module = GMVAEModule(
+        (1, 8, 8),
+        10,
+        network={"network": "mlp", "feature_size": 16, "latent_size": 8, "mlp_hidden_size": 32},
+        loss={
+            "knn_k": 3,
+            "w_reconstruction": 0.0,
+            "w_gaussian": 0.0,
+            "w_categorical": 0.0,
+            "pseudo_label_warmup": warmup,
+        },
+    )
+    recorder = _FirstStepTerms()
+    trainer = L.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        callbacks=[recorder],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, datamodule=dm)
+    return {k: float(v) for k, v in recorder.outputs["terms"].items()}
+
+
+def test_first_step_of_a_warmup_counts_only_the_labeled_rows(tmp_path):
+    plain = _first_step(0.0, tmp_path)
+    assert plain["total"] == pytest.approx(plain["assignment"] + plain["metric"], rel=1e-6)
+    ramped = _first_step(5.0, tmp_path)  # weight 0 at the first step
+    assert ramped["assignment"] == pytest.approx(plain["assignment"], rel=1e-6)  # same batch
+    # No L_M, and only the 50 labeled rows' share (of 114) of the cross-entropy.
+    assert 0 < ramped["total"] < ramped["assignment"]
