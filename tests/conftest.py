@@ -7,6 +7,26 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "configs" / "digits-demo.yaml")  # the offline digits demo
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+# A small MLP GMVAE for the 8x8 digits, for tests that drive a Trainer by hand.
+TINY_NETWORK = {"network": "mlp", "feature_size": 16, "latent_size": 8, "mlp_hidden_size": 32}
+
+
+def bare_trainer(tmp_path, **options):
+    """A Lightning Trainer that trains only: no validation, logger, checkpoints or output."""
+    import lightning as L
+
+    defaults = dict(
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=tmp_path,
+    )
+    return L.Trainer(**{**defaults, **options})
+
+
 # Read once: tests run with GMVAE_DATA_DIR unset, so that only real_data_dir sees it.
 _REAL_DATA_DIR = os.environ.get("GMVAE_DATA_DIR")
 

@@ -9,9 +9,8 @@ import yaml
 from gmvae.cli import main
 from gmvae.training import GMVAEDataModule
 
-from ..conftest import REPO
+from ..conftest import QUIET, REPO
 
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 # The digits demo turned into a clustering run the way configs/*-cluster.yaml do it.
 CLUSTERING = [
     "--data.num_labeled", "0",

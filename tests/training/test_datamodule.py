@@ -6,6 +6,8 @@ from gmvae.config import LossConfig, NetworkConfig
 from gmvae.errors import ConfigError
 from gmvae.training import GMVAEDataModule, GMVAEModule
 
+from ..conftest import bare_trainer
+
 
 class FirstBatches(L.Callback):
     def __init__(self) -> None:
@@ -16,7 +18,7 @@ class FirstBatches(L.Callback):
             self.batches.append(batch[0].clone())
 
 
-def test_lightning_draws_a_fresh_permutation_every_epoch():
+def test_lightning_draws_a_fresh_permutation_every_epoch(tmp_path):
     dm = GMVAEDataModule("digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50)
     module = GMVAEModule(
         (1, 8, 8),
@@ -25,17 +27,7 @@ def test_lightning_draws_a_fresh_permutation_every_epoch():
         LossConfig(knn_k=3),
     )
     spy = FirstBatches()
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        callbacks=[spy],
-    )
+    trainer = bare_trainer(tmp_path, max_epochs=2, limit_train_batches=1, callbacks=[spy])
     trainer.fit(module, datamodule=dm)
     assert len(spy.batches) == 2 and not torch.equal(spy.batches[0], spy.batches[1])
 

@@ -12,7 +12,7 @@ import torch
 from gmvae.cli import main
 from gmvae.training.datamodule import GMVAEDataModule
 
-from ..conftest import DEMO, QUIET
+from ..conftest import DEMO, QUIET, TINY_NETWORK, bare_trainer
 
 
 class _RecordBatches(L.Callback):
@@ -43,20 +43,10 @@ def _batches_through_a_trainer(dm: GMVAEDataModule, tmp_path) -> list:
     module = GMVAEModule(
         (1, 8, 8),
         10,
-        network={"network": "mlp", "feature_size": 16, "latent_size": 8, "mlp_hidden_size": 32},
+        network=TINY_NETWORK,
         loss={"knn_k": 3},
     )
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_val_batches=0,
-        callbacks=[recorder],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_trainer(tmp_path, max_epochs=2, callbacks=[recorder])
     trainer.fit(module, train_dataloaders=dm.train_dataloader())
     return recorder.batches
 

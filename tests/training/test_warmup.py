@@ -8,6 +8,8 @@ import pytest
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
 
+from ..conftest import TINY_NETWORK, bare_trainer
+
 
 class _FirstStepTerms(L.Callback):
     def __init__(self) -> None:
@@ -27,7 +29,7 @@ def _first_step(warmup: float, tmp_path) -> dict:
     module = GMVAEModule(
         (1, 8, 8),
         10,
-        network={"network": "mlp", "feature_size": 16, "latent_size": 8, "mlp_hidden_size": 32},
+        network=TINY_NETWORK,
         loss={
             "knn_k": 3,
             "w_reconstruction": 0.0,
@@ -37,17 +39,7 @@ def _first_step(warmup: float, tmp_path) -> dict:
         },
     )
     recorder = _FirstStepTerms()
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        callbacks=[recorder],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_trainer(tmp_path, max_steps=1, callbacks=[recorder])
     trainer.fit(module, datamodule=dm)
     return {k: float(v) for k, v in recorder.outputs["terms"].items()}
 
