@@ -141,6 +141,12 @@ def test_bad_labels_are_refused(y, match):
 GMVAEErrorTypes = (ConfigError, DataError)
 
 
+def test_pseudo_label_warmup_reaches_the_loss_config(digits):
+    x, few, _, _ = digits
+    with pytest.raises(ConfigError, match="pseudo_label_warmup"):
+        GMVAEClassifier(max_epochs=1, pseudo_label_warmup=-1.0, **SMALL).fit(x, few)
+
+
 def test_the_docstring_example_runs():
     result = doctest.testmod(gmvae.api, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 8 and result.failed == 0
