@@ -2,8 +2,9 @@
 
 Trains with a config's settings (``configs/mnist-100.yaml`` by default), built as
 ``gmvae fit`` builds it, prints the validation accuracy and elapsed minutes after every
-epoch, and stops at the target or at the cap. Time counts from the start of ``Trainer.fit`` (data already
-loaded), validation passes included. Ends with one JSON line.
+epoch, and stops at the target or at the cap. Time counts from the start of
+``Trainer.fit`` (data already loaded), validation passes included. Ends with one JSON
+line.
 
     python bench/time_to_accuracy.py                       # MNIST-100, target 0.97, cap 20 min
     python bench/time_to_accuracy.py --target 0.95 --max-minutes 10 --trainer.precision=32-true
