@@ -189,10 +189,8 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--width", type=int, default=6, help="steps per timing window")
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument(
-        "overrides", nargs="*", help="extra gmvae fit options, e.g. --trainer.precision=32-true"
-    )
-    args = parser.parse_args()
+    # Every option not named above is a gmvae fit option, e.g. --trainer.precision=32-true.
+    args, overrides = parser.parse_known_args()
     config = args.config or str(REPO / SHAPES[args.shape])
     data = ["--data.data_dir", args.data_dir]
 
@@ -201,7 +199,7 @@ def main() -> None:
         f"machine: {torch.get_num_threads()} threads, matmul fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s"
     )
 
-    module, dm, precision = build(config, [*data, *args.overrides])
+    module, dm, precision = build(config, [*data, *overrides])
     if args.shape == "svhn":
         dm = synthetic_svhn(dm)
     dm.setup("fit")
@@ -216,7 +214,7 @@ def main() -> None:
             config,
             [
                 *data,
-                *args.overrides,
+                *overrides,
                 "--trainer.precision",
                 "32-true",
                 "--model.channels_last",
