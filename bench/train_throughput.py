@@ -219,6 +219,8 @@ def main() -> None:
                 "32-true",
                 "--model.channels_last",
                 "false",
+                "--model.compile",
+                "false",
             ],
         )
         runs["baseline"] = (base_module, dm, "32-true")  # the same data module and batches
