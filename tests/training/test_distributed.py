@@ -20,7 +20,7 @@ from gmvae.data.sampler import eval_shard
 from gmvae.export import ModelCard, load_model, save_model
 from gmvae.training import GMVAEDataModule, GMVAEModule
 
-from ..conftest import DEMO, QUIET, REPO
+from ..conftest import DEMO, QUIET, REPO, bare_trainer
 
 # 4 epochs, not 2: after 2 the 2-rank run has taken 16 optimizer steps to the single run's 30
 # and trails by 7-29 points (seeds 0-2); after 4 the two are within 1.5 (seeds 0-3).
@@ -39,20 +39,16 @@ class _SamplerEpochs(L.Callback):
         self.first_rows.append(next(iter(sampler))[:8])
 
 
-def test_lightning_moves_the_sampler_to_each_new_epoch():
+def test_lightning_moves_the_sampler_to_each_new_epoch(tmp_path):
     """Lightning calls set_epoch on ``batch_sampler.sampler``: every epoch draws a new order."""
     seen = _SamplerEpochs()
-    trainer = L.Trainer(
+    trainer = bare_trainer(
+        tmp_path,
         max_epochs=3,
         limit_train_batches=1,
         limit_val_batches=1,
         num_sanity_val_steps=0,
         callbacks=[seen],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
     )
     data = GMVAEDataModule(
         dataset="digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50, seed=0
