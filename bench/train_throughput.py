@@ -7,10 +7,13 @@ samples/s (unlabeled + labeled rows per step), model FLOPs per training sample
 (``torch.utils.flop_counter``), achieved GFLOP/s, the machine's fp32 and bf16 matmul
 GFLOP/s measured in the same run, the fraction of peak for the precision used, and
 peak RSS. The baseline (``--trainer.precision 32-true``, ``--model.channels_last
-false``) runs in the same process afterwards. It ends with one JSON line.
+false``, ``--model.fast_kernels false``, ``--model.compile false``) runs in the
+same process, its timing windows taken in turn with the optimized run's. It ends with
+one JSON line.
 
     python bench/train_throughput.py                       # MNIST-100 (../shared/data)
     python bench/train_throughput.py --shape svhn          # synthetic SVHN tensors, batch 400
+    python bench/train_throughput.py --against='--model.fast_kernels=false'   # an A/B
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import statistics
 import sys
 import time
@@ -36,6 +40,13 @@ from gmvae.training.datamodule import ArrayDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = {"mnist": "configs/mnist-100.yaml", "svhn": "configs/svhn-1000.yaml"}
+# The plain baseline: fp32, eager, NCHW, PyTorch's own kernels for every layer.
+PLAIN_BASELINE = [
+    "--trainer.precision=32-true",
+    "--model.channels_last=false",
+    "--model.compile=false",
+    "--model.fast_kernels=false",
+]
 
 
 class StepTimer(L.Callback):
@@ -189,9 +200,17 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--width", type=int, default=6, help="steps per timing window")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--against",
+        metavar="OPTIONS",
+        help="gmvae fit options of the run to compare with instead of the plain baseline, "
+        "on top of the benchmarked ones, e.g. --against='--model.fast_kernels=false'",
+    )
     # Every option not named above is a gmvae fit option, e.g. --trainer.precision=32-true.
     args, overrides = parser.parse_known_args()
     config = args.config or str(REPO / SHAPES[args.shape])
+    against = shlex.split(args.against) if args.against else PLAIN_BASELINE
+    against_label = args.against or "fp32, eager, NCHW"
     data = ["--data.data_dir", args.data_dir]
 
     fp32_peak, bf16_peak = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
@@ -210,20 +229,8 @@ def main() -> None:
 
     runs = {"optimized": (module, dm, precision)}
     if not args.no_baseline:
-        base_module, _, _ = build(
-            config,
-            [
-                *data,
-                *overrides,
-                "--trainer.precision",
-                "32-true",
-                "--model.channels_last",
-                "false",
-                "--model.compile",
-                "false",
-            ],
-        )
-        runs["baseline"] = (base_module, dm, "32-true")  # the same data module and batches
+        base_module, _, base_precision = build(config, [*data, *overrides, *against])
+        runs["baseline"] = (base_module, dm, base_precision)  # the same data module and batches
     rates = time_interleaved(runs, args.warmup, args.windows, args.width)
     rate = statistics.median(rates["optimized"])
     peak = bf16_peak if precision.startswith("bf16") else fp32_peak
@@ -261,7 +268,7 @@ def main() -> None:
         base_rate = statistics.median(rates["baseline"])
         ratios = [o / b for o, b in zip(rates["optimized"], rates["baseline"], strict=True)]
         print(
-            f"baseline (fp32, eager, NCHW): {base_rate:.0f} samples/s (windows: {', '.join(f'{r:.0f}' for r in rates['baseline'])})"
+            f"baseline ({against_label}): {base_rate:.0f} samples/s (windows: {', '.join(f'{r:.0f}' for r in rates['baseline'])})"
         )
         print(
             f"speedup {rate / base_rate:.2f}x (median of per-window ratios {statistics.median(ratios):.2f}x)"
@@ -269,6 +276,8 @@ def main() -> None:
         result.update(
             baseline_samples_per_s=round(base_rate, 1), speedup=round(rate / base_rate, 2)
         )
+        if args.against:
+            result["against"] = args.against  # not the plain baseline: keep the series apart
     print(json.dumps(result))
     sys.stdout.flush()
 

@@ -4,7 +4,15 @@ import torch
 from gmvae.config import NetworkConfig
 from gmvae.errors import ConfigError
 from gmvae.model import GMVAE
-from gmvae.model.networks import ConvDecoder, ConvEncoder
+from gmvae.model.networks import (
+    ConvDecoder,
+    ConvEncoder,
+    FullExtentConv2d,
+    FullExtentConvTranspose2d,
+    set_full_extent_matmul,
+)
+
+FULL_EXTENT = (FullExtentConv2d, FullExtentConvTranspose2d)
 
 # Every layer's output shape, (C, H, W), documented in docs/ARCHITECTURE.md.
 ENCODER_SHAPES = {
@@ -80,3 +88,48 @@ def test_conv_rejects_unsupported_sizes():
         GMVAE((1, 20, 20), 10, NetworkConfig(network="conv"))
     with pytest.raises(ConfigError, match="auto, conv, mlp"):
         NetworkConfig(network="resnet")
+
+
+def _outputs_and_grads(
+    net: torch.nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    net.zero_grad()
+    y = net(x)
+    y.square().sum().backward()
+    return y.detach(), [p.grad.clone() for p in net.parameters()]
+
+
+@pytest.mark.parametrize("shape", list(ENCODER_SHAPES))
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_full_extent_layers_as_matmul_match_the_convolutions(shape, memory_format):
+    """The matmul path is a kernel choice: outputs and gradients equal the plain convs'."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(ConvEncoder(shape, 100), ConvDecoder(shape, 100)).double()
+    net.to(memory_format=memory_format)
+    x = torch.rand(4, *shape, dtype=torch.float64).contiguous(memory_format=memory_format)
+    full_extent = [m for m in net.modules() if isinstance(m, FULL_EXTENT)]
+    assert len(full_extent) == 2  # the encoder's last conv, the decoder's first
+    fast, plain = [], []
+    for enabled, out in ((True, fast), (False, plain)):
+        set_full_extent_matmul(net, enabled)
+        assert all(m.as_matmul is enabled for m in full_extent)
+        out += _outputs_and_grads(net, x)
+    torch.testing.assert_close(fast[0], plain[0], rtol=1e-10, atol=1e-12)
+    for a, b in zip(fast[1], plain[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    assert fast[0].is_contiguous(memory_format=memory_format)
+
+
+def test_full_extent_layers_keep_the_state_dict_of_plain_convolutions():
+    """Checkpoints from before the matmul path load unchanged."""
+    enc = ConvEncoder((1, 28, 28), 100)
+    plain = torch.nn.Conv2d(128, 100, 5, bias=False)
+    assert enc.net[12].state_dict().keys() == plain.state_dict().keys()
+    assert enc.net[12].weight.shape == plain.weight.shape
+
+
+def test_full_extent_conv_falls_back_to_the_convolution_on_other_input_sizes():
+    torch.manual_seed(0)
+    conv = FullExtentConv2d(3, 4, 5)
+    x = torch.rand(2, 3, 7, 7)  # larger than the kernel: a 3x3 output
+    torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight))

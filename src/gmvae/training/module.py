@@ -13,9 +13,11 @@ from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.gmvae import GMVAE
+from gmvae.model.networks import set_full_extent_matmul
 from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
 
+_FUSED_ADAM_DEVICES = ("cpu", "cuda")
 TRAIN_LOGGED = (
     "total",
     "reconstruction",
@@ -42,6 +44,10 @@ class GMVAEModule(L.LightningModule):
             and cuDNN (same results; off gives the plain NCHW baseline).
         compile: wrap the network in ``torch.compile`` (costs ~40 s at start; measured no
             gain on CPU, see docs/PERFORMANCE.md).
+        fast_kernels: run the convolutions whose kernel covers the whole input (the
+            encoder's last, the decoder's first) as the matmuls they are, and Adam as its
+            fused kernel; the same maths and weights, faster (off gives the plain
+            baseline's kernels; docs/PERFORMANCE.md).
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class GMVAEModule(L.LightningModule):
         lr: float = 1e-3,
         channels_last: bool = True,
         compile: bool = False,
+        fast_kernels: bool = True,
     ) -> None:
         super().__init__()
         if not lr > 0:
@@ -77,11 +84,14 @@ class GMVAEModule(L.LightningModule):
                 "lr": lr,
                 "channels_last": channels_last,
                 "compile": compile,
+                "fast_kernels": fast_kernels,
             }
         )
         self.model = GMVAE(image_shape, num_classes, self.network_config)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
+        self.fast_kernels = fast_kernels
+        set_full_extent_matmul(self.model, fast_kernels)
         self.compile_network = compile
         self.criterion = GMVAELoss(self.loss_config, num_classes)
         # Epoch means of the training terms, kept as module state: a checkpoint saved
@@ -229,7 +239,11 @@ class GMVAEModule(L.LightningModule):
         return self(batch[0])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        params = list(self.parameters())
+        # One fused kernel for all parameters instead of a loop of small ops per tensor
+        # (about 1 ms instead of 4.5 ms per MNIST step on 2 CPU threads); same update.
+        fused = self.fast_kernels and all(p.device.type in _FUSED_ADAM_DEVICES for p in params)
+        return torch.optim.Adam(params, lr=self.lr, fused=fused or None)
 
 
 def _plain(value: object) -> object:
