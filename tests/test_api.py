@@ -147,6 +147,12 @@ def test_pseudo_label_warmup_reaches_the_loss_config(digits):
         GMVAEClassifier(max_epochs=1, pseudo_label_warmup=-1.0, **SMALL).fit(x, few)
 
 
+def test_reconstruction_reduction_reaches_the_loss_config(digits):
+    x, few, _, _ = digits
+    with pytest.raises(ConfigError, match="reconstruction_reduction"):
+        GMVAEClassifier(max_epochs=1, reconstruction_reduction="max", **SMALL).fit(x, few)
+
+
 def test_the_docstring_example_runs():
     result = doctest.testmod(gmvae.api, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 8 and result.failed == 0

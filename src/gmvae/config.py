@@ -15,6 +15,7 @@ from gmvae.errors import ConfigError
 
 NETWORKS = ("auto", "conv", "mlp")
 RECONSTRUCTIONS = ("mse", "bce")
+REDUCTIONS = ("sum", "mean")
 PRIORS = ("mixture", "standard")
 
 
@@ -65,6 +66,10 @@ class LossConfig:
     ``metric`` is ``lifted`` (our O(B^2) lifted structured loss, margin
     ``metric_margin``) or the class name of any pytorch-metric-learning loss,
     built with ``metric_kwargs``.
+    ``reconstruction_reduction``: ``sum`` adds L_R over pixels (the log-likelihood
+    scale of the ELBO); ``mean`` averages it, as the paper's "mean square error" and
+    the author's code (``tf.losses.mean_squared_error``) do, which makes L_R 1/D as
+    heavy against the other terms (D pixels; docs/RESULTS.md measures the effect).
     ``pseudo_label_warmup``: epochs over which the terms that trust the k-NN labels
     (L_A on unlabeled rows, and L_M) ramp linearly from 0 to full weight, so that
     early features, still poor, do not lock wrong labels in; 0 is the paper's
@@ -72,6 +77,7 @@ class LossConfig:
     """
 
     reconstruction: str = "mse"
+    reconstruction_reduction: str = "sum"
     w_reconstruction: float = 1.0
     w_gaussian: float = 1.0
     w_categorical: float = 1.0
@@ -86,6 +92,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        _check_choice("reconstruction_reduction", self.reconstruction_reduction, REDUCTIONS)
         _check_positive("pseudo_label_warmup", self.pseudo_label_warmup, allow_zero=True)
         for name in ("w_reconstruction", "w_gaussian", "w_categorical", "w_assignment", "w_metric"):
             _check_positive(name, getattr(self, name), allow_zero=True)

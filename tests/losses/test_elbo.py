@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
+from gmvae.config import LossConfig
 from gmvae.errors import ConfigError
 from gmvae.losses import categorical_kl, gaussian_kl, log_normal, reconstruction_loss
 
@@ -14,6 +15,27 @@ def test_mse_reconstruction_is_sum_over_pixels_mean_over_batch():
     p = torch.sigmoid(logits)
     hand = sum(float(((p[b] - x[b]) ** 2).sum()) for b in range(3)) / 3
     assert reconstruction_loss(x, logits, "mse").item() == pytest.approx(hand, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["mse", "bce"])
+def test_mean_reduction_averages_over_pixels(kind):
+    """``mean`` is the paper's "mean square error": the sum's value over the pixel count."""
+    x = torch.rand(3, 1, 4, 5, dtype=torch.float64)
+    logits = torch.randn(3, 1, 4, 5, dtype=torch.float64)
+    summed = reconstruction_loss(x, logits, kind, "sum")
+    assert reconstruction_loss(x, logits, kind, "mean").item() == pytest.approx(
+        summed.item() / 20, rel=1e-12
+    )
+    if kind == "mse":
+        hand = (torch.sigmoid(logits) - x).pow(2).mean()
+        assert reconstruction_loss(x, logits, kind, "mean").item() == pytest.approx(hand.item())
+
+
+def test_unknown_reduction_names_the_choices():
+    with pytest.raises(ConfigError, match="sum, mean"):
+        LossConfig(reconstruction_reduction="median")
+    with pytest.raises(ConfigError, match="sum"):
+        reconstruction_loss(torch.rand(1, 4), torch.rand(1, 4), "mse", "max")
 
 
 def test_bce_reconstruction_matches_hand_computation():

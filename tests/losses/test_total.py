@@ -55,6 +55,19 @@ def test_total_is_the_weighted_sum_of_named_terms(batch):
     }
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reconstruction_term_uses_the_configured_reduction(batch, reduction):
+    out, x, labels = batch
+    cfg = LossConfig(reconstruction_reduction=reduction, knn_k=2)
+    terms = GMVAELoss(cfg, 3)(out, x, labels)
+    expected = reconstruction_loss(x, out.reconstruction_logits, "mse", reduction)
+    assert terms.reconstruction.item() == pytest.approx(expected.item(), rel=1e-6)
+    pixels = 64
+    if reduction == "mean":  # the term is 1/D of the summed one
+        summed = reconstruction_loss(x, out.reconstruction_logits, "mse", "sum")
+        assert terms.reconstruction.item() == pytest.approx(summed.item() / pixels, rel=1e-6)
+
+
 def test_targets_keep_true_labels_and_assign_the_rest(batch):
     out, x, labels = batch
     terms = GMVAELoss(LossConfig(knn_k=2), 3)(out, x, labels)

@@ -1,6 +1,7 @@
 """The variational terms of Eq. 7: reconstruction L_R, Gaussian L_G and categorical L_C.
 
-Each is a sum over dimensions and a mean over the batch.
+Each is a sum over dimensions and a mean over the batch; L_R can average over pixels
+instead (the paper's "mean square error").
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ import math
 import torch
 import torch.nn.functional as F
 
-from gmvae.config import RECONSTRUCTIONS
+from gmvae.config import RECONSTRUCTIONS, REDUCTIONS
 from gmvae.errors import ConfigError
 
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def reconstruction_loss(x: torch.Tensor, logits: torch.Tensor, kind: str) -> torch.Tensor:
-    """L_R (Eq. 4): ``mse`` (Gaussian p(x|z)) or ``bce`` (Bernoulli) on sigmoid(logits)."""
+def reconstruction_loss(
+    x: torch.Tensor, logits: torch.Tensor, kind: str, reduction: str = "sum"
+) -> torch.Tensor:
+    """L_R (Eq. 4): ``mse`` (Gaussian p(x|z)) or ``bce`` (Bernoulli) on sigmoid(logits),
+    summed (``sum``) or averaged (``mean``) over pixels, then averaged over the batch."""
     if kind == "mse":
         per_pixel = (torch.sigmoid(logits) - x).pow(2)
     elif kind == "bce":
@@ -26,7 +30,11 @@ def reconstruction_loss(x: torch.Tensor, logits: torch.Tensor, kind: str) -> tor
         raise ConfigError(
             f"reconstruction={kind!r} is not allowed; choose one of {RECONSTRUCTIONS}"
         )
-    return per_pixel.flatten(1).sum(1).mean()
+    if reduction == "sum":
+        return per_pixel.flatten(1).sum(1).mean()
+    if reduction == "mean":
+        return per_pixel.mean()
+    raise ConfigError(f"reduction={reduction!r} is not allowed; choose one of {REDUCTIONS}")
 
 
 def log_normal(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

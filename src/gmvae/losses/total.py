@@ -71,7 +71,10 @@ class GMVAELoss(nn.Module):
         if cfg.w_reconstruction > 0:
             generated = x[: out.reconstruction_logits.shape[0]]  # rows that were decoded
             terms.reconstruction = reconstruction_loss(
-                generated.float(), out.reconstruction_logits.float(), cfg.reconstruction
+                generated.float(),
+                out.reconstruction_logits.float(),
+                cfg.reconstruction,
+                cfg.reconstruction_reduction,
             )
             terms.total = terms.total + cfg.w_reconstruction * terms.reconstruction
         if cfg.w_gaussian > 0:
