@@ -145,7 +145,7 @@ class GMVAECLI(LightningCLI):
             check_new_run(run_dir)
             return
         new_config = self._parser("fit").dump(self.config["fit"], skip_none=False)
-        note = prepare_resume(run_dir, new_config)
+        note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
         if note:
             print(f"gmvae: note: {note}", file=sys.stderr)
         for callback in trainer.callbacks:

@@ -195,3 +195,44 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0])
     assert (expected[1] == again[1]).all() and expected[2] == again[2]
+
+
+def test_a_run_older_than_an_option_resumes_when_the_option_is_at_its_default(tmp_path):
+    """Options added since a run was made (absent from its config.yaml) at their default
+    keep the run's behaviour; set to anything else they change the run and are refused."""
+    from gmvae.errors import ConfigError
+    from gmvae.training.module import GMVAEModule
+    from gmvae.training.rundir import prepare_resume
+
+    old = "model:\n  lr: 0.001\n  loss:\n    knn_k: 5\n"
+    new = "model:\n  lr: 0.001\n  fast_kernels: true\n  loss:\n    knn_k: 5\n    reconstruction_reduction: {}\n"
+    defaults = GMVAEModule.option_defaults("model.")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(old)
+    assert prepare_resume(run, new.format("sum"), defaults) is None
+    with pytest.raises(ConfigError, match="reconstruction_reduction: None -> 'mean'"):
+        prepare_resume(run, new.format("mean"), defaults)
+    with pytest.raises(ConfigError, match="reconstruction_reduction"):
+        prepare_resume(run, new.format("sum"))  # without the defaults every new key counts
+
+
+def test_a_checkpoint_older_than_an_option_loads_for_a_resume(tmp_path):
+    """A checkpoint's saved options lacking a newer one compare as that option's default."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from gmvae.errors import ConfigError
+    from gmvae.training.module import GMVAEModule
+
+    from ..conftest import TINY_NETWORK, bare_trainer
+
+    module = GMVAEModule((1, 8, 8), 10, network=TINY_NETWORK)
+    trainer = bare_trainer(tmp_path)
+    trainer.state.fn = TrainerFn.FITTING
+    module.trainer = trainer
+    saved = {k: v for k, v in module.hparams.items() if k != "fast_kernels"}
+    saved["loss"] = {k: v for k, v in saved["loss"].items() if k != "reconstruction_reduction"}
+    module.on_load_checkpoint({"hyper_parameters": saved})  # no error
+    saved["loss"]["knn_k"] = 3
+    with pytest.raises(ConfigError, match="other model options"):
+        module.on_load_checkpoint({"hyper_parameters": saved})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import lightning as L
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
 
 _FUSED_ADAM_DEVICES = ("cpu", "cuda")
+_CONFIGS = {"network": NetworkConfig, "loss": LossConfig, "temperature": TemperatureConfig}
 TRAIN_LOGGED = (
     "total",
     "reconstruction",
@@ -107,6 +110,20 @@ class GMVAEModule(L.LightningModule):
         self.test_loss = MeanMetric()
         self.test_clustering = ClusteringScores()
 
+    @staticmethod
+    def option_defaults(prefix: str = "") -> dict[str, object]:
+        """Every option's default, flat ({"loss.knn_k": 5, "fast_kernels": True, ...})."""
+        signature = inspect.signature(GMVAEModule.__init__).parameters
+        out: dict[str, object] = {
+            f"{prefix}{name}": p.default
+            for name, p in signature.items()
+            if name != "self" and name not in _CONFIGS
+        }
+        for name, cls in _CONFIGS.items():
+            for key, value in vars(cls()).items():
+                out[f"{prefix}{name}.{key}"] = value
+        return out
+
     def configure_model(self) -> None:
         if self.compile_network:
             self.model.compile()  # in place: state_dict keys (and checkpoints) stay the same
@@ -144,7 +161,10 @@ class GMVAEModule(L.LightningModule):
 
         Resuming (fit) needs every option equal; evaluating needs the same network.
         """
-        saved = checkpoint.get("hyper_parameters", {})
+        saved = dict(checkpoint.get("hyper_parameters", {}))
+        for name, cls in _CONFIGS.items():  # options newer than the checkpoint: their defaults
+            if isinstance(saved.get(name), dict):
+                saved[name] = {**vars(cls()), **saved[name]}
         keys = ("image_shape", "num_classes", "network")
         if self._trainer is not None and self.trainer.state.fn == "fit":
             keys = tuple(self.hparams)

@@ -81,14 +81,27 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {k.rstrip("."): v for k, v in out.items()}
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Options whose value differs, ignoring ``ckpt_path`` (the resume itself)."""
-    a, b = flatten(old), flatten(new)
+def config_changes(
+    old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """Options whose value differs, ignoring ``ckpt_path`` (the resume itself).
+
+    ``defaults`` ({"model.loss.x": value}): an option newer than the run, absent from its
+    config.yaml and at its default now, is no change (a new option's default keeps the
+    behaviour the run had).
+    """
+    a, b, d = flatten(old), flatten(new), defaults or {}
     keys = (set(a) | set(b)) - {"ckpt_path"}
-    return {k: (a.get(k), b.get(k)) for k in sorted(keys) if a.get(k) != b.get(k)}
+    return {
+        k: (a.get(k), b.get(k))
+        for k in sorted(keys)
+        if a.get(k) != b.get(k) and not (k not in a and k in d and b.get(k) == d[k])
+    }
 
 
-def prepare_resume(run_dir: Path, new_config_yaml: str) -> str | None:
+def prepare_resume(
+    run_dir: Path, new_config_yaml: str, defaults: dict[str, Any] | None = None
+) -> str | None:
     """Check a resume's options against the run's ``config.yaml``; returns a note or None.
 
     Raises :class:`ConfigError` for a change to a defining option. For other changes
@@ -101,7 +114,7 @@ def prepare_resume(run_dir: Path, new_config_yaml: str) -> str | None:
         old = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the run's configuration: {exc}") from None
-    changes = config_changes(old, yaml.safe_load(new_config_yaml) or {})
+    changes = config_changes(old, yaml.safe_load(new_config_yaml) or {}, defaults)
     if not changes:
         return None
     defining = [k for k in changes if k.startswith(DEFINING) and k not in MOVABLE]
