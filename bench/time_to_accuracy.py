@@ -21,8 +21,8 @@ from pathlib import Path
 
 import lightning as L
 
-from gmvae.cli import CLI_DEFAULTS, GMVAECLI
-from gmvae.training import GMVAEDataModule, GMVAEModule
+# Beside this script: the model, data module and precision, built as gmvae fit builds them.
+from train_throughput import build
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,15 +68,7 @@ def main() -> None:
     # Every option not named above is a gmvae fit option, e.g. --seed_everything=1.
     args, overrides = parser.parse_known_args()
 
-    cli = GMVAECLI(
-        GMVAEModule,
-        GMVAEDataModule,
-        seed_everything_default=CLI_DEFAULTS["seed_everything_default"],
-        trainer_defaults={**CLI_DEFAULTS["trainer_defaults"], "logger": False},
-        args=["--config", args.config, "--data.data_dir", args.data_dir, *overrides],
-        run=False,
-    )
-    precision = str(cli.trainer.precision)
+    module, dm, precision = build(args.config, ["--data.data_dir", args.data_dir, *overrides])
     clock = AccuracyClock(args.target, args.max_minutes)
     trainer = L.Trainer(
         precision=precision,
@@ -89,8 +81,8 @@ def main() -> None:
         use_distributed_sampler=False,
         callbacks=[clock],
     )
-    cli.datamodule.setup("fit")  # load before the clock starts
-    trainer.fit(cli.model, datamodule=cli.datamodule)
+    dm.setup("fit")  # load before the clock starts
+    trainer.fit(module, datamodule=dm)
     best = max((acc for _, _, acc in clock.history), default=None)
     print(
         f"target {args.target:.2%}: "

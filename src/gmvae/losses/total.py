@@ -102,12 +102,8 @@ class GMVAELoss(nn.Module):
         if cfg.w_assignment > 0:
             per_row = F.cross_entropy(out.logits.float(), terms.targets, reduction="none")
             terms.assignment = per_row.mean()
-            if pseudo_label_weight == 1.0:
-                assignment = terms.assignment
-            else:
-                row_weight = torch.where(labeled, 1.0, pseudo_label_weight)
-                assignment = (per_row * row_weight).mean()
-            terms.total = terms.total + cfg.w_assignment * assignment
+            row_weight = torch.where(labeled, 1.0, pseudo_label_weight)
+            terms.total = terms.total + cfg.w_assignment * (per_row * row_weight).mean()
         if self.metric_loss is not None:
             terms.metric = self.metric_loss(features, terms.targets)
             terms.total = terms.total + pseudo_label_weight * cfg.w_metric * terms.metric
