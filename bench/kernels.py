@@ -1,8 +1,9 @@
 """What ``--model.fast_kernels`` changes, kernel by kernel: median milliseconds per call.
 
-The encoder's last convolution and the decoder's first transposed convolution (forward
-+ backward, batch 200, bf16 autocast, channels-last, as in training) with and without
-their matmul path, and one Adam step over the model's parameters, fused and looped.
+Every layer with a fast path (docs/PERFORMANCE.md), forward + backward at the input it
+gets in training (captured from a forward pass; batch 200, bf16 autocast, channels-last),
+with and without that path, the two timed in alternating rounds so that both see the
+same machine state; then one Adam step over the model's parameters, fused and looped.
 
     python bench/kernels.py                 # MNIST shapes
     python bench/kernels.py --shape svhn    # 3 x 32 x 32
@@ -19,7 +20,7 @@ import torch
 
 from gmvae.config import NetworkConfig
 from gmvae.model.gmvae import GMVAE
-from gmvae.model.networks import FullExtentConv2d, FullExtentConvTranspose2d
+from gmvae.model.layers import FAST_LAYERS
 
 SHAPES = {"mnist": (1, 28, 28), "svhn": (3, 32, 32)}
 
@@ -44,6 +45,23 @@ def forward_backward(layer: torch.nn.Module, x: torch.Tensor) -> Callable[[], No
     return call
 
 
+def layer_inputs(model: GMVAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each fast layer's input in a bf16 training forward pass, by module name."""
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        layer.register_forward_pre_hook(
+            lambda _, args, name=name: seen.setdefault(name, args[0].detach().clone())
+        )
+        for name, layer in model.named_modules()
+        if isinstance(layer, FAST_LAYERS)
+    ]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x.contiguous(memory_format=torch.channels_last), temperature=1.0)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="mnist")
@@ -53,21 +71,20 @@ def main() -> None:
     torch.manual_seed(0)
     model = GMVAE(SHAPES[args.shape], 10, NetworkConfig()).to(memory_format=torch.channels_last)
     print(f"{torch.get_num_threads()} threads, batch {args.batch}, {args.shape} shapes")
-    for layer in model.modules():
-        if isinstance(layer, FullExtentConv2d):
-            shape = (args.batch, layer.in_channels, *layer.kernel_size)
-        elif isinstance(layer, FullExtentConvTranspose2d):
-            shape = (args.batch, layer.in_channels, 1, 1)
-        else:
+    inputs = layer_inputs(model, torch.rand(args.batch, *SHAPES[args.shape]))
+    for name, layer in model.named_modules():
+        if not isinstance(layer, FAST_LAYERS):
             continue
-        x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
-        timed = {}
-        for as_matmul in (False, True):
-            layer.as_matmul = as_matmul
-            timed[as_matmul] = median_ms(forward_backward(layer, x), args.repeats)
+        x = inputs[name].requires_grad_()
+        timed: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(3):
+            for fast in (False, True):
+                layer.as_matmul = fast
+                timed[fast].append(median_ms(forward_backward(layer, x), args.repeats))
+        plain, fast = statistics.median(timed[False]), statistics.median(timed[True])
         print(
-            f"{type(layer).__name__} {tuple(layer.weight.shape)}: convolution "
-            f"{timed[False]:.2f} ms, matmul {timed[True]:.2f} ms ({timed[False] / timed[True]:.1f}x)"
+            f"{name} {type(layer).__name__} {tuple(layer.weight.shape)}: plain {plain:.2f} ms, "
+            f"fast {fast:.2f} ms ({plain / fast:.2f}x)"
         )
     for p in model.parameters():
         p.grad = torch.randn_like(p)

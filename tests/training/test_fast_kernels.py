@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gmvae.model.networks import FullExtentConv2d, FullExtentConvTranspose2d
+from gmvae.model.layers import FAST_LAYERS
 from gmvae.training.module import GMVAEModule
 
 NETWORK = {"network": "conv", "feature_size": 16, "latent_size": 8}
@@ -19,12 +19,8 @@ def _module(fast: bool) -> GMVAEModule:
 @pytest.mark.parametrize("fast", [True, False])
 def test_the_option_switches_the_layers_and_the_optimizer(fast):
     module = _module(fast)
-    layers = [
-        m
-        for m in module.model.modules()
-        if isinstance(m, (FullExtentConv2d, FullExtentConvTranspose2d))
-    ]
-    assert len(layers) == 2 and all(m.as_matmul is fast for m in layers)
+    layers = [m for m in module.model.modules() if isinstance(m, FAST_LAYERS)]
+    assert len(layers) == 7 and all(m.as_matmul is fast for m in layers)
     assert bool(module.configure_optimizers().param_groups[0]["fused"]) is fast
     assert module.hparams["fast_kernels"] is fast
 

@@ -14,14 +14,21 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gmvae.errors import ConfigError
+from gmvae.model.layers import (
+    Col2imConvTranspose2d,
+    DoublingConvTranspose2d,
+    FullExtentConv2d,
+    FullExtentConvTranspose2d,
+    HalvingConv2d,
+)
 
 LEAKY_SLOPE = 0.2
 # (out_channels, kernel, stride, padding) of layers 1-4; layer 5's kernel depends on the size.
-_ENCODER_BODY = ((16, 5, 1, 0), (32, 5, 1, 0), (64, 4, 2, 1), (128, 4, 2, 1))
+_HALVING = (4, 2, 1)  # kernel, stride, padding of the layers that halve (double) the size
+_ENCODER_BODY = ((16, 5, 1, 0), (32, 5, 1, 0), (64, *_HALVING), (128, *_HALVING))
 _LAST_KERNEL = {28: 5, 32: 6}
 CONV_SIZES = tuple(_LAST_KERNEL)
 
@@ -29,61 +36,6 @@ CONV_SIZES = tuple(_LAST_KERNEL)
 def conv_supported(image_shape: tuple[int, int, int]) -> bool:
     _, h, w = image_shape
     return h == w and h in _LAST_KERNEL
-
-
-def _nhwc(t: torch.Tensor) -> bool:
-    """True when t's memory is channels-last (and not also plain contiguous, as 1x1 maps are)."""
-    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-
-
-class FullExtentConv2d(nn.Conv2d):
-    """A convolution whose kernel covers its whole input (1x1 output): the encoder's last layer.
-
-    That shape is a matrix product, and oneDNN's convolution runs it several times slower
-    than its matmul (docs/PERFORMANCE.md), so with ``as_matmul`` forward flattens it into
-    one. Same map, same parameters and state dict as :class:`torch.nn.Conv2d`; other input
-    sizes, and ``as_matmul = False`` (the plain baseline), take the convolution.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, bias=False)
-        self.as_matmul = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.as_matmul or tuple(x.shape[-2:]) != self.kernel_size:
-            return super().forward(x)
-        if _nhwc(x):  # flatten both in (H, W, C) order: views, no copies
-            x, weight = x.permute(0, 2, 3, 1), self.weight.permute(0, 2, 3, 1)
-        else:
-            weight = self.weight
-        return F.linear(x.flatten(1), weight.flatten(1), self.bias)[:, :, None, None]
-
-
-class FullExtentConvTranspose2d(nn.ConvTranspose2d):
-    """A transposed convolution from a 1x1 input (the decoder's first layer): a matmul too.
-
-    Mirrors :class:`FullExtentConv2d`; the output keeps the weight's memory format.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, bias=False)
-        self.as_matmul = True
-
-    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if not self.as_matmul or tuple(x.shape[-2:]) != (1, 1) or output_size is not None:
-            return super().forward(x, output_size)
-        c_out, (kh, kw) = self.out_channels, self.kernel_size
-        if _nhwc(self.weight):  # (in, kh, kw, out) order gives a channels-last output
-            y = x.flatten(1) @ self.weight.permute(0, 2, 3, 1).flatten(1)
-            return y.view(-1, kh, kw, c_out).permute(0, 3, 1, 2)
-        return (x.flatten(1) @ self.weight.flatten(1)).view(-1, c_out, kh, kw)
-
-
-def set_full_extent_matmul(module: nn.Module, enabled: bool) -> None:
-    """Switch every full-extent layer in ``module`` between its matmul and its convolution."""
-    for layer in module.modules():
-        if isinstance(layer, (FullExtentConv2d, FullExtentConvTranspose2d)):
-            layer.as_matmul = enabled
 
 
 class ConvEncoder(nn.Module):
@@ -99,8 +51,9 @@ class ConvEncoder(nn.Module):
             )
         layers: list[nn.Module] = []
         for out, k, s, p in _ENCODER_BODY:
+            conv = HalvingConv2d(channels, out) if (k, s, p) == _HALVING else None
             layers += [
-                nn.Conv2d(channels, out, k, s, p, bias=False),
+                conv or nn.Conv2d(channels, out, k, s, p, bias=False),
                 nn.BatchNorm2d(out),
                 nn.LeakyReLU(LEAKY_SLOPE),
             ]
@@ -133,14 +86,15 @@ class ConvDecoder(nn.Module):
             nn.ReLU(),
         ]
         in_ch = 128
-        for out, k, s, p in ((64, 4, 2, 1), (32, 4, 2, 1), (16, 5, 1, 0)):
+        for out, k, s, p in ((64, *_HALVING), (32, *_HALVING), (16, 5, 1, 0)):
+            deconv = DoublingConvTranspose2d(in_ch, out) if (k, s, p) == _HALVING else None
             layers += [
-                nn.ConvTranspose2d(in_ch, out, k, s, p, bias=False),
+                deconv or nn.ConvTranspose2d(in_ch, out, k, s, p, bias=False),
                 nn.BatchNorm2d(out),
                 nn.ReLU(),
             ]
             in_ch = out
-        layers.append(nn.ConvTranspose2d(in_ch, channels, 5, 1, 0))
+        layers.append(Col2imConvTranspose2d(in_ch, channels, 5))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,263 @@
+"""Convolution layers that compute the same maths as PyTorch's with faster kernels.
+
+Three layers of the conv networks have shapes that oneDNN's convolutions run far below
+the machine's peak (docs/PERFORMANCE.md, ``python bench/kernels.py``): the encoder's
+last convolution and the decoder's first transposed convolution, whose kernels cover
+their whole input, and the decoder's last transposed convolution, which makes one (or
+three) channels from sixteen. Each layer here subclasses the plain PyTorch layer (same
+parameters, same state dict, so checkpoints load either way) and takes the plain path
+when ``as_matmul`` is off: that is ``model.fast_kernels=false``, the benchmark baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _nhwc(t: torch.Tensor) -> bool:
+    """True when t's memory is channels-last (and not also plain contiguous, as 1x1 maps are)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run a convolution in (x's own outside autocast)."""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
+class FullExtentConv2d(nn.Conv2d):
+    """A convolution whose kernel covers its whole input (1x1 output): the encoder's last layer.
+
+    That shape is a matrix product, and oneDNN's convolution runs it several times slower
+    than its matmul (docs/PERFORMANCE.md), so with ``as_matmul`` forward flattens it into
+    one. Same map, same parameters and state dict as :class:`torch.nn.Conv2d`; other input
+    sizes, and ``as_matmul = False`` (the plain baseline), take the convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, bias=False)
+        self.as_matmul = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.as_matmul or tuple(x.shape[-2:]) != self.kernel_size:
+            return super().forward(x)
+        if _nhwc(x):  # flatten both in (H, W, C) order: views, no copies
+            x, weight = x.permute(0, 2, 3, 1), self.weight.permute(0, 2, 3, 1)
+        else:
+            weight = self.weight
+        return F.linear(x.flatten(1), weight.flatten(1), self.bias)[:, :, None, None]
+
+
+class FullExtentConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution from a 1x1 input (the decoder's first layer): a matmul too.
+
+    Mirrors :class:`FullExtentConv2d`; the output keeps the weight's memory format.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, bias=False)
+        self.as_matmul = True
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if not self.as_matmul or tuple(x.shape[-2:]) != (1, 1) or output_size is not None:
+            return super().forward(x, output_size)
+        c_out, (kh, kw) = self.out_channels, self.kernel_size
+        if _nhwc(self.weight):  # (in, kh, kw, out) order gives a channels-last output
+            y = x.flatten(1) @ self.weight.permute(0, 2, 3, 1).flatten(1)
+            return y.view(-1, kh, kw, c_out).permute(0, 3, 1, 2)
+        return (x.flatten(1) @ self.weight.flatten(1)).view(-1, c_out, kh, kw)
+
+
+# stride, padding, dilation, transposed, output_padding, groups of a plain convolution
+_STRIDE_1_NO_PADDING = ([1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+
+
+class _Col2imTransposedConv(torch.autograd.Function):
+    """conv_transpose2d (stride 1, no padding) as one matmul and k*k shifted adds.
+
+    Forward: every input pixel's C features times the weight's (C, C_out*k*k) matrix give
+    its k*k output contributions (in the compute dtype), which are added into place
+    (col2im) in at least float32. Backward: the gradient of a transposed convolution is a convolution
+    with the same weight, and the weight's gradient is that convolution's weight gradient
+    with the roles of input and output swapped; both are oneDNN's fast paths.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        c_out, k = weight.shape[1], weight.shape[-1]
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, channels)
+        planes = (pixels @ weight.reshape(channels, c_out * k * k)).view(
+            batch, height, width, c_out, k, k
+        )
+        planes = planes.permute(0, 3, 4, 5, 1, 2).contiguous()  # (B, C_out, k, k, H, W)
+        out = planes.new_zeros(
+            (batch, c_out, height + k - 1, width + k - 1),
+            dtype=torch.promote_types(planes.dtype, torch.float32),
+        )
+        for i in range(k):
+            for j in range(k):
+                out[:, :, i : i + height, j : j + width] += planes[:, :, i, j]
+        ctx.save_for_backward(x, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad_out = grad_out.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        need_x, need_weight = ctx.needs_input_grad
+        grad_x = F.conv2d(grad_out, weight) if need_x else None
+        grad_weight = None
+        if need_weight:
+            # The weight gradient of conv2d(grad_out, weight) given its output gradient x.
+            grad_weight = torch.ops.aten.convolution_backward(
+                x, grad_out, weight, None, *_STRIDE_1_NO_PADDING, [False, True, False]
+            )[1]
+        return grad_x, grad_weight
+
+
+class Col2imConvTranspose2d(nn.ConvTranspose2d):
+    """A stride-1 transposed convolution to few channels: the decoder's last layer.
+
+    oneDNN runs this shape (16 -> 1 channels, 5x5) at about 19 GFLOP/s on the development
+    CPU, against 300-400 for the other layers; as one matmul and a col2im it costs half.
+    The path is for CPU tensors only (on CUDA the k*k adds would be k*k kernel launches).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size)
+        self.as_matmul = True
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if not self.as_matmul or output_size is not None or x.device.type != "cpu":
+            return super().forward(x, output_size)
+        dtype = _compute_dtype(x)
+        out = _Col2imTransposedConv.apply(x.to(dtype), self.weight.to(dtype))
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+
+def _block_weight_grad(small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+    """Weight gradient of a 4x4, stride-2, padding-1 (transposed) convolution, as 4 matmuls.
+
+    For a convolution, ``big`` is its input and ``small`` its output gradient; for a
+    transposed one, ``small`` is its input and ``big`` its output gradient. Either way
+    dW[s, b, i, j] = sum over n, y, x of small[n, s, y, x] * pad1(big)[n, b, 2y + i, 2x + j].
+    Cut into 2x2 blocks, pad1(big) is a stride-1 grid with 4 * C_big features per block, and
+    each 2x2 group of taps (i, j) = (2a + di, 2b + dj) becomes one plain matmul of the small
+    side against the block grid shifted by (a, b): a view, no im2col copy. The small side is
+    padded to the block grid (one zero row and column), so that one shift fits every row.
+    """
+    n, c_small, h, w = small.shape
+    c_big, h_big, w_big = big.shape[1:]
+    hb, wb = h_big // 2 + 1, w_big // 2 + 1
+    rows = n * hb * wb
+    blocks = big.new_zeros(rows + wb + 1, 2, 2, c_big)  # (block, di, dj, channel), spare rows
+    grid = blocks[:rows].view(n, hb, wb, 2, 2, c_big)
+    src = big.permute(0, 2, 3, 1)  # padded row 2 * by + di is row 2 * by + di - 1 of big
+    grid[:, 1:, 1:, 0, 0] = src[:, 1::2, 1::2]
+    grid[:, 1:, :-1, 0, 1] = src[:, 1::2, 0::2]
+    grid[:, :-1, 1:, 1, 0] = src[:, 0::2, 1::2]
+    grid[:, :-1, :-1, 1, 1] = src[:, 0::2, 0::2]
+    flat = blocks.view(-1, 4 * c_big)
+    padded = small.new_zeros(n, hb, wb, c_small)
+    padded[:, :h, :w] = small.permute(0, 2, 3, 1)
+    lhs = padded.view(rows, c_small).t()
+    parts = [lhs @ flat[a * wb + b : a * wb + b + rows] for a in (0, 1) for b in (0, 1)]
+    grad = torch.stack(parts).view(2, 2, c_small, 2, 2, c_big)  # (a, b, s, di, dj, big)
+    return grad.permute(2, 5, 0, 3, 1, 4).reshape(c_small, c_big, 4, 4)
+
+
+class _HalvingConv(torch.autograd.Function):
+    """A 4x4 / stride 2 / padding 1 convolution or transposed convolution: PyTorch's kernels
+    for the output and the input gradient, :func:`_block_weight_grad` for the weight's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, transposed: bool) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.transposed = transposed
+        conv = F.conv_transpose2d if transposed else F.conv2d
+        return conv(x, weight, None, 2, 1)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        transposed = ctx.transposed
+        grad_out = grad_out.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad_out,
+                x,
+                weight,
+                None,
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                transposed,
+                [0, 0],
+                1,
+                [True, False, False],
+            )[0]
+        if ctx.needs_input_grad[1]:
+            small, big = (x, grad_out) if transposed else (grad_out, x)
+            grad_weight = _block_weight_grad(small, big)
+        return grad_x, grad_weight, None
+
+
+class HalvingConv2d(nn.Conv2d):
+    """A 4x4 convolution with stride 2 and padding 1 (encoder layers 3 and 4).
+
+    oneDNN's bf16 weight gradient for this stride runs at a third of its stride-1 rate on
+    the development CPU, and at two threads it swings between about 5 and 11 ms per call
+    with the machine's state; four matmuls over 2x2 blocks compute the same gradient at a
+    steadier 6-9 ms (docs/PERFORMANCE.md). CPU tensors only, as for the col2im layer.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 4, 2, 1, bias=False)
+        self.as_matmul = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        odd = x.shape[-2] % 2 or x.shape[-1] % 2  # the 2x2 blocks need even sizes
+        if not self.as_matmul or odd or x.device.type != "cpu":
+            return super().forward(x)
+        dtype = _compute_dtype(x)
+        return _HalvingConv.apply(x.to(dtype), self.weight.to(dtype), False)
+
+
+class DoublingConvTranspose2d(nn.ConvTranspose2d):
+    """The mirror of :class:`HalvingConv2d`: decoder layers 2 and 3."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 4, 2, 1, bias=False)
+        self.as_matmul = True
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if not self.as_matmul or output_size is not None or x.device.type != "cpu":
+            return super().forward(x, output_size)
+        dtype = _compute_dtype(x)
+        return _HalvingConv.apply(x.to(dtype), self.weight.to(dtype), True)
+
+
+FAST_LAYERS = (
+    FullExtentConv2d,
+    FullExtentConvTranspose2d,
+    Col2imConvTranspose2d,
+    HalvingConv2d,
+    DoublingConvTranspose2d,
+)
+
+
+def set_fast_kernels(module: nn.Module, enabled: bool) -> None:
+    """Switch ``module``'s layers between the fast kernels and PyTorch's plain ones.
+
+    Besides the layers above, activations run in place when enabled: they follow batch
+    norm, whose backward keeps its input rather than its output, so nothing is lost, and
+    a whole activation tensor per layer is neither allocated nor written.
+    """
+    for layer in module.modules():
+        if isinstance(layer, FAST_LAYERS):
+            layer.as_matmul = enabled
+        elif isinstance(layer, (nn.ReLU, nn.LeakyReLU)):
+            layer.inplace = enabled
