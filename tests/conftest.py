@@ -40,6 +40,15 @@ def _isolated_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def two_threads():
+    """The stride-2 layers take their block matmuls only with two threads or more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(threads, 2))
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def real_data_dir() -> Path:
     """A folder holding mnist/ (CI sets GMVAE_DATA_DIR to ../shared/data)."""
     for candidate in (_REAL_DATA_DIR, REPO.parent / "shared" / "data"):

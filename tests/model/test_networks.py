@@ -8,6 +8,7 @@ from gmvae.model.layers import (
     FAST_LAYERS,
     Col2imConvTranspose2d,
     FullExtentConv2d,
+    HalvingConv2d,
     set_fast_kernels,
 )
 from gmvae.model.networks import ConvDecoder, ConvEncoder
@@ -99,7 +100,7 @@ def _outputs_and_grads(
 
 @pytest.mark.parametrize("shape", list(ENCODER_SHAPES))
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_fast_layers_match_the_plain_convolutions(shape, memory_format):
+def test_fast_layers_match_the_plain_convolutions(shape, memory_format, two_threads):
     """The fast paths are kernel choices: outputs and gradients equal the plain layers'."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(ConvEncoder(shape, 100), ConvDecoder(shape, 100)).double()
@@ -138,6 +139,14 @@ def test_col2im_transposed_conv_under_bf16_autocast(channels):
         errors[enabled] = (out.double() - exact).abs().mean().item()
     assert out.shape == exact.shape == (8, channels, 28, 28)
     assert errors[True] < 1.5 * errors[False]  # measured: 1.15-1.2x for 1 and 3 channels
+
+
+def test_stride_2_layers_use_their_block_matmuls_only_with_two_threads_or_more(two_threads):
+    conv = HalvingConv2d(3, 4)
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    assert type(conv(x).grad_fn).__name__ == "_HalvingConvBackward"
+    torch.set_num_threads(1)
+    assert type(conv(x).grad_fn).__name__ == "ConvolutionBackward0"
 
 
 def test_full_extent_layers_keep_the_state_dict_of_plain_convolutions():

@@ -25,7 +25,7 @@ def test_the_option_switches_the_layers_and_the_optimizer(fast):
     assert module.hparams["fast_kernels"] is fast
 
 
-def test_fast_and_plain_kernels_train_to_the_same_weights():
+def test_fast_and_plain_kernels_train_to_the_same_weights(two_threads):
     """In float64, where rounding cannot hide a difference in the maths (in float32 Adam's
     first steps, lr * sign(grad), magnify rounding in near-zero gradients)."""
     x = torch.rand(12, 1, 28, 28, dtype=torch.float64)

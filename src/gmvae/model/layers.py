@@ -152,17 +152,20 @@ def _block_weight_grad(small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
     c_big, h_big, w_big = big.shape[1:]
     hb, wb = h_big // 2 + 1, w_big // 2 + 1
     rows = n * hb * wb
-    blocks = big.new_zeros(rows + wb + 1, 2, 2, c_big)  # (block, di, dj, channel), spare rows
+    blocks = big.new_empty(rows + wb + 1, 2, 2, c_big)  # (block, di, dj, channel), spare rows
+    blocks[rows:] = 0
     grid = blocks[:rows].view(n, hb, wb, 2, 2, c_big)
+    grid[:, 0, :, 0] = grid[:, -1, :, 1] = grid[:, :, 0, :, 0] = grid[:, :, -1, :, 1] = 0  # pad
     src = big.permute(0, 2, 3, 1)  # padded row 2 * by + di is row 2 * by + di - 1 of big
     grid[:, 1:, 1:, 0, 0] = src[:, 1::2, 1::2]
     grid[:, 1:, :-1, 0, 1] = src[:, 1::2, 0::2]
     grid[:, :-1, 1:, 1, 0] = src[:, 0::2, 1::2]
     grid[:, :-1, :-1, 1, 1] = src[:, 0::2, 0::2]
     flat = blocks.view(-1, 4 * c_big)
-    padded = small.new_zeros(n, hb, wb, c_small)
-    padded[:, :h, :w] = small.permute(0, 2, 3, 1)
-    lhs = padded.view(rows, c_small).t()
+    padded = small.new_empty(c_small, n, hb, wb)  # channel-major: a row-major matmul operand
+    padded[:, :, h:] = padded[:, :, :, w:] = 0
+    padded[:, :, :h, :w] = small.transpose(0, 1)
+    lhs = padded.view(c_small, rows)
     parts = [lhs @ flat[a * wb + b : a * wb + b + rows] for a in (0, 1) for b in (0, 1)]
     grad = torch.stack(parts).view(2, 2, c_small, 2, 2, c_big)  # (a, b, s, di, dj, big)
     return grad.permute(2, 5, 0, 3, 1, 4).reshape(c_small, c_big, 4, 4)
@@ -205,13 +208,20 @@ class _HalvingConv(torch.autograd.Function):
         return grad_x, grad_weight, None
 
 
+def _blocks_pay(x: torch.Tensor) -> bool:
+    """Where the block matmuls were measured to beat oneDNN: CPU, two threads or more."""
+    return x.device.type == "cpu" and torch.get_num_threads() > 1
+
+
 class HalvingConv2d(nn.Conv2d):
     """A 4x4 convolution with stride 2 and padding 1 (encoder layers 3 and 4).
 
-    oneDNN's bf16 weight gradient for this stride runs at a third of its stride-1 rate on
-    the development CPU, and at two threads it swings between about 5 and 11 ms per call
-    with the machine's state; four matmuls over 2x2 blocks compute the same gradient at a
-    steadier 6-9 ms (docs/PERFORMANCE.md). CPU tensors only, as for the col2im layer.
+    At two threads, oneDNN's bf16 weight gradient for this stride swings between about 5
+    and 11 ms per call with the development machine's state, while four matmuls over 2x2
+    blocks compute the same gradient in 6-9 ms: a training step 7-9 % faster in the slow
+    state, 2-3 % slower in the fast one (docs/PERFORMANCE.md). At one thread oneDNN's
+    kernel is steady and faster (the matmuls made a step 6 % slower), so the matmuls run
+    only with two threads or more; CPU tensors only, as for the col2im layer.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -220,7 +230,7 @@ class HalvingConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         odd = x.shape[-2] % 2 or x.shape[-1] % 2  # the 2x2 blocks need even sizes
-        if not self.as_matmul or odd or x.device.type != "cpu":
+        if not self.as_matmul or odd or not _blocks_pay(x):
             return super().forward(x)
         dtype = _compute_dtype(x)
         return _HalvingConv.apply(x.to(dtype), self.weight.to(dtype), False)
@@ -234,7 +244,7 @@ class DoublingConvTranspose2d(nn.ConvTranspose2d):
         self.as_matmul = True
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if not self.as_matmul or output_size is not None or x.device.type != "cpu":
+        if not self.as_matmul or output_size is not None or not _blocks_pay(x):
             return super().forward(x, output_size)
         dtype = _compute_dtype(x)
         return _HalvingConv.apply(x.to(dtype), self.weight.to(dtype), True)
