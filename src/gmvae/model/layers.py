@@ -1,12 +1,13 @@
 """Convolution layers that compute the same maths as PyTorch's with faster kernels.
 
-Three layers of the conv networks have shapes that oneDNN's convolutions run far below
-the machine's peak (docs/PERFORMANCE.md, ``python bench/kernels.py``): the encoder's
-last convolution and the decoder's first transposed convolution, whose kernels cover
-their whole input, and the decoder's last transposed convolution, which makes one (or
-three) channels from sixteen. Each layer here subclasses the plain PyTorch layer (same
-parameters, same state dict, so checkpoints load either way) and takes the plain path
-when ``as_matmul`` is off: that is ``model.fast_kernels=false``, the benchmark baseline.
+Seven layers of the conv networks have shapes that oneDNN runs far below the machine's
+peak (docs/PERFORMANCE.md, ``python bench/kernels.py``): the encoder's last convolution
+and the decoder's first transposed convolution, whose kernels cover their whole input;
+the decoder's last transposed convolution, which makes one (or three) channels from
+sixteen; and the weight gradients of the four 4x4 stride-2 layers. Each layer here
+subclasses the plain PyTorch layer (same parameters, same state dict, so checkpoints
+load either way) and takes the plain path when ``as_matmul`` is off: that is
+``model.fast_kernels=false``, the benchmark baseline.
 """
 
 from __future__ import annotations
@@ -69,8 +70,25 @@ class FullExtentConvTranspose2d(nn.ConvTranspose2d):
         return (x.flatten(1) @ self.weight.flatten(1)).view(-1, c_out, kh, kw)
 
 
-# stride, padding, dilation, transposed, output_padding, groups of a plain convolution
-_STRIDE_1_NO_PADDING = ([1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+# stride, padding, dilation of the two shapes computed here
+_STRIDE_1_NO_PADDING = ([1, 1], [0, 0], [1, 1])
+_STRIDE_2_PADDING_1 = ([2, 2], [1, 1], [1, 1])
+
+
+def _conv_backward(
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    geometry: tuple[list[int], ...],
+    transposed: bool,
+    of_weight: bool,
+) -> torch.Tensor:
+    """PyTorch's own input (or weight) gradient of a convolution without bias or groups."""
+    mask = [not of_weight, of_weight, False]
+    grads = torch.ops.aten.convolution_backward(
+        grad_out, x, weight, None, *geometry, transposed, [0, 0], 1, mask
+    )
+    return grads[1] if of_weight else grads[0]
 
 
 class _Col2imTransposedConv(torch.autograd.Function):
@@ -111,17 +129,16 @@ class _Col2imTransposedConv(torch.autograd.Function):
         grad_weight = None
         if need_weight:
             # The weight gradient of conv2d(grad_out, weight) given its output gradient x.
-            grad_weight = torch.ops.aten.convolution_backward(
-                x, grad_out, weight, None, *_STRIDE_1_NO_PADDING, [False, True, False]
-            )[1]
+            grad_weight = _conv_backward(x, grad_out, weight, _STRIDE_1_NO_PADDING, False, True)
         return grad_x, grad_weight
 
 
 class Col2imConvTranspose2d(nn.ConvTranspose2d):
     """A stride-1 transposed convolution to few channels: the decoder's last layer.
 
-    oneDNN runs this shape (16 -> 1 channels, 5x5) at about 19 GFLOP/s on the development
-    CPU, against 300-400 for the other layers; as one matmul and a col2im it costs half.
+    oneDNN runs this shape's forward (16 -> 1 channels, 5x5) at about 19 GFLOP/s on the
+    development CPU, against 300-500 for the other layers; as one matmul and a col2im,
+    forward + backward run 1.4x faster.
     The path is for CPU tensors only (on CUDA the k*k adds would be k*k kernel launches).
     """
 
@@ -189,19 +206,7 @@ class _HalvingConv(torch.autograd.Function):
         grad_out = grad_out.to(x.dtype).contiguous(memory_format=torch.channels_last)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad_out,
-                x,
-                weight,
-                None,
-                [2, 2],
-                [1, 1],
-                [1, 1],
-                transposed,
-                [0, 0],
-                1,
-                [True, False, False],
-            )[0]
+            grad_x = _conv_backward(grad_out, x, weight, _STRIDE_2_PADDING_1, transposed, False)
         if ctx.needs_input_grad[1]:
             small, big = (x, grad_out) if transposed else (grad_out, x)
             grad_weight = _block_weight_grad(small, big)
@@ -218,8 +223,8 @@ class HalvingConv2d(nn.Conv2d):
 
     At two threads, oneDNN's bf16 weight gradient for this stride swings between about 5
     and 11 ms per call with the development machine's state, while four matmuls over 2x2
-    blocks compute the same gradient in 6-9 ms: a training step 7-9 % faster in the slow
-    state, 2-3 % slower in the fast one (docs/PERFORMANCE.md). At one thread oneDNN's
+    blocks compute the same gradient in 6-9 ms: a training step 9 % faster in the slow
+    state, 2.5 % slower in the fast one (docs/PERFORMANCE.md). At one thread oneDNN's
     kernel is steady and faster (the matmuls made a step 6 % slower), so the matmuls run
     only with two threads or more; CPU tensors only, as for the col2im layer.
     """
