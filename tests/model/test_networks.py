@@ -119,6 +119,7 @@ def test_fast_layers_match_the_plain_convolutions(shape, memory_format, two_thre
     torch.testing.assert_close(fast[0], plain[0], rtol=1e-10, atol=1e-12)
     for a, b in zip(fast[1], plain[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    assert fast[0].is_contiguous(memory_format=memory_format)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -118,7 +118,7 @@ class _Col2imTransposedConv(torch.autograd.Function):
             for j in range(k):
                 out[:, :, i : i + height, j : j + width] += planes[:, :, i, j]
         ctx.save_for_backward(x, weight)
-        return out
+        return out.contiguous(memory_format=torch.channels_last) if _nhwc(x) else out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
