@@ -51,9 +51,12 @@ class ConvEncoder(nn.Module):
             )
         layers: list[nn.Module] = []
         for out, k, s, p in _ENCODER_BODY:
-            conv = HalvingConv2d(channels, out) if (k, s, p) == _HALVING else None
+            if (k, s, p) == _HALVING:
+                conv: nn.Conv2d = HalvingConv2d(channels, out)
+            else:
+                conv = nn.Conv2d(channels, out, k, s, p, bias=False)
             layers += [
-                conv or nn.Conv2d(channels, out, k, s, p, bias=False),
+                conv,
                 nn.BatchNorm2d(out),
                 nn.LeakyReLU(LEAKY_SLOPE),
             ]
@@ -87,9 +90,12 @@ class ConvDecoder(nn.Module):
         ]
         in_ch = 128
         for out, k, s, p in ((64, *_HALVING), (32, *_HALVING), (16, 5, 1, 0)):
-            deconv = DoublingConvTranspose2d(in_ch, out) if (k, s, p) == _HALVING else None
+            if (k, s, p) == _HALVING:
+                deconv: nn.ConvTranspose2d = DoublingConvTranspose2d(in_ch, out)
+            else:
+                deconv = nn.ConvTranspose2d(in_ch, out, k, s, p, bias=False)
             layers += [
-                deconv or nn.ConvTranspose2d(in_ch, out, k, s, p, bias=False),
+                deconv,
                 nn.BatchNorm2d(out),
                 nn.ReLU(),
             ]
