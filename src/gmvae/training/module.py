@@ -45,12 +45,12 @@ class GMVAEModule(L.LightningModule):
         lr: Adam learning rate.
         channels_last: keep conv weights and inputs in NHWC, the fast layout of oneDNN
             and cuDNN (same results; off gives the plain NCHW baseline).
-        compile: wrap the network in ``torch.compile`` (costs ~40 s at start; measured no
-            gain on CPU, see docs/PERFORMANCE.md).
-        fast_kernels: run the convolutions whose kernel covers the whole input (the
-            encoder's last, the decoder's first) as the matmuls they are, and Adam as its
-            fused kernel; the same maths and weights, faster (off gives the plain
-            baseline's kernels; docs/PERFORMANCE.md).
+        compile: wrap the network in ``torch.compile`` (a slow start; measured no gain
+            on CPU before the fast kernels, see docs/PERFORMANCE.md).
+        fast_kernels: run the conv layers whose shapes oneDNN runs slowly on matmul-based
+            kernels (gmvae.model.layers), activations in place, and Adam as its fused
+            kernel; the same maths and weights, faster (off gives the plain baseline's
+            kernels; docs/PERFORMANCE.md).
     """
 
     def __init__(
