@@ -51,17 +51,26 @@ PLAIN_BASELINE = [
 
 
 class StepTimer(L.Callback):
-    """Wall time of every training step (batch start to the end of the optimizer step)."""
+    """Wall time of every training step: from one batch's start to the next one's, so
+    that every callback's work after the optimizer step counts (the model's own, such as
+    the weight average, run after this one's ``on_train_batch_end``)."""
 
     def __init__(self) -> None:
         self.durations: list[float] = []
-        self._start = 0.0
+        self._start: float | None = None
+
+    def _lap(self) -> None:
+        now = time.perf_counter()
+        if self._start is not None:
+            self.durations.append(now - self._start)
+        self._start = now
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
+        self._lap()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.durations.append(time.perf_counter() - self._start)
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._lap()  # the last step: every batch-end hook has run
+        self._start = None
 
 
 def build(config: str, overrides: list[str]) -> tuple[GMVAEModule, GMVAEDataModule, str]:

@@ -151,6 +151,11 @@ def test_knn_k_larger_than_the_labeled_part_of_a_batch(capsys, tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()  # found before any training
 
 
+def test_an_averaging_decay_out_of_range(capsys, tmp_path):
+    err = fails(capsys, tmp_path, "--config", DEMO, "--model.ema_decay", "1.0")
+    assert "ema_decay=1.0 must be in [0, 1)" in err
+
+
 def test_unknown_option_on_the_command_line(capsys, tmp_path):
     err = fails(capsys, tmp_path, "--config", DEMO, "--model.loss.knn", "3")
     assert "unknown option --model.loss.knn\n" in err and "gmvae fit --help" in err

@@ -74,6 +74,9 @@ class LossConfig:
     (L_A on unlabeled rows, and L_M) ramp linearly from 0 to full weight, so that
     early features, still poor, do not lock wrong labels in; 0 is the paper's
     constant weights.
+    ``align_assignments``: correct the k-NN assignment for the classes it keeps
+    over-assigning (distribution alignment, :class:`gmvae.losses.AlignedAssignment`);
+    false is the paper's plain vote.
     """
 
     reconstruction: str = "mse"
@@ -89,6 +92,7 @@ class LossConfig:
     metric_kwargs: dict[str, Any] = field(default_factory=dict)
     labeled_generative: bool = True
     pseudo_label_warmup: float = 0.0
+    align_assignments: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
@@ -99,6 +103,8 @@ class LossConfig:
         if not isinstance(self.knn_k, int) or self.knn_k < 1:
             raise ConfigError(f"knn_k={self.knn_k!r} must be a positive integer")
         _check_positive("metric_margin", self.metric_margin)
+        if not isinstance(self.align_assignments, bool):
+            raise ConfigError(f"align_assignments={self.align_assignments!r} must be true or false")
         if not self.metric:
             raise ConfigError("metric must name a loss: 'lifted' or a pytorch-metric-learning loss")
 

@@ -111,6 +111,26 @@ def test_sigkill_then_the_same_command_resumes_exactly(
     )
 
 
+@pytest.mark.slow
+def test_a_run_with_weight_averaging_resumes_exactly(tmp_path):
+    """The average resumes too: a checkpoint holds it beside the trained weights."""
+    averaging = ("--model.ema_decay", "0.9")
+    reference = tmp_path / "reference"
+    (tmp_path / "no-kill").touch()
+    main(_fit_command(reference, tmp_path / "no-kill", 0, "train", *averaging))
+    run = tmp_path / "run"
+    # Killed at step 17: it resumes from the checkpoint taken after epoch 0 (step 15).
+    command = _fit_command(run, tmp_path / "killed", 17, "train", *averaging)
+    assert _gmvae(command).returncode == -9
+    assert load_checkpoint_safely(run / "checkpoints" / "last.ckpt")["global_step"] == 15
+    resumed = _gmvae(command)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _comparable(run) == _comparable(reference)
+    assert (run / "metrics.csv").read_text() == (reference / "metrics.csv").read_text()
+    model = "model.safetensors"
+    assert (run / model).read_bytes() == (reference / model).read_bytes()
+
+
 def test_a_resume_may_not_change_what_the_run_is(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gmvae.config import LossConfig
-from gmvae.losses.assignment import knn_assign
+from gmvae.losses.assignment import AlignedAssignment, knn_assign
 from gmvae.losses.elbo import categorical_kl, gaussian_kl, reconstruction_loss
 from gmvae.losses.metric import build_metric_loss
 from gmvae.model.gmvae import GMVAEOutput
@@ -54,6 +54,8 @@ class GMVAELoss(nn.Module):
             if config.w_metric > 0
             else None
         )
+        # Only when asked for: its buffers would be missing from older checkpoints.
+        self.aligner = AlignedAssignment(num_classes) if config.align_assignments else None
 
     def forward(
         self,
@@ -90,14 +92,17 @@ class GMVAELoss(nn.Module):
 
         features = out.features.float()
         labeled = labels >= 0
-        assigned = knn_assign(
-            features.detach(),
-            features.detach(),
-            labels,
-            k=cfg.knn_k,
-            num_classes=self.num_classes,
-            reference_mask=labeled,
-        )
+        if self.aligner is not None:
+            assigned = self.aligner(features.detach(), labels, k=cfg.knn_k)
+        else:
+            assigned = knn_assign(
+                features.detach(),
+                features.detach(),
+                labels,
+                k=cfg.knn_k,
+                num_classes=self.num_classes,
+                reference_mask=labeled,
+            )
         terms.targets = torch.where(labeled, labels, assigned)
         if cfg.w_assignment > 0:
             per_row = F.cross_entropy(out.logits.float(), terms.targets, reduction="none")

@@ -16,6 +16,7 @@ from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.gmvae import GMVAE
 from gmvae.model.layers import set_fast_kernels
+from gmvae.training.averaging import EvaluationEMA
 from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
 
@@ -64,10 +65,13 @@ class GMVAEModule(L.LightningModule):
         channels_last: bool = True,
         compile: bool = False,
         fast_kernels: bool = True,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         if not lr > 0:
             raise ConfigError(f"lr={lr!r} must be > 0")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ConfigError(f"ema_decay={ema_decay!r} must be in [0, 1); 0 turns averaging off")
         image_shape = tuple(int(s) for s in image_shape)
         self.network_config = coerce(NetworkConfig, network)
         self.loss_config = coerce(LossConfig, loss)
@@ -88,6 +92,7 @@ class GMVAEModule(L.LightningModule):
                 "channels_last": channels_last,
                 "compile": compile,
                 "fast_kernels": fast_kernels,
+                "ema_decay": ema_decay,
             }
         )
         self.model = GMVAE(image_shape, num_classes, self.network_config)
@@ -96,6 +101,7 @@ class GMVAEModule(L.LightningModule):
         self.fast_kernels = fast_kernels
         set_fast_kernels(self.model, fast_kernels)
         self.compile_network = compile
+        self.ema_decay = ema_decay
         self.criterion = GMVAELoss(self.loss_config, num_classes)
         # Epoch means of the training terms, kept as module state: a checkpoint saved
         # mid-epoch holds the partial sums, so a resumed run logs the same means.
@@ -124,6 +130,11 @@ class GMVAEModule(L.LightningModule):
             for key, value in vars(cls()).items():
                 out[f"{prefix}{name}.{key}"] = value
         return out
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The weight average, when asked for: it belongs to the model's options, so that
+        ``gmvae fit``, the API and the benchmarks all get it from ``model.ema_decay``."""
+        return [EvaluationEMA(self.ema_decay)] if self.ema_decay > 0 else []
 
     def configure_model(self) -> None:
         if self.compile_network:
@@ -191,9 +202,12 @@ class GMVAEModule(L.LightningModule):
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         if done < trainer.num_training_batches:
             return  # mid-epoch: the partial sums continue after the resume
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("train_means.")]:
-            state[key] = torch.zeros_like(state[key])
+        # With EvaluationEMA, "state_dict" holds the average and "current_model_state"
+        # the trained module, which is what a resume loads.
+        for name in ("state_dict", "current_model_state"):
+            state = checkpoint.get(name, {})
+            for key in [k for k in state if k.startswith("train_means.")]:
+                state[key] = torch.zeros_like(state[key])
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
