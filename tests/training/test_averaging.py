@@ -151,6 +151,25 @@ def test_validation_selection_and_checkpoints_use_the_average(tmp_path):
         torch.testing.assert_close(module.state_dict()[k], checkpoint["state_dict"][k])
 
 
+def test_a_stop_mid_epoch_saves_the_trained_weights_for_a_resume(tmp_path):
+    """A run stopped mid-epoch (max_steps, max_time) writes last.ckpt after the module took
+    the average: the trained side holds the last step's weights and the module's other
+    state, key for key."""
+    L.seed_everything(0)
+    module = _module(ema_decay=DECAY)
+    snapshots = _Snapshots()
+    trainer = bare_trainer(tmp_path, max_steps=7, limit_train_batches=5, callbacks=[snapshots])
+    trainer.fit(module, datamodule=_digits())
+    trainer.save_checkpoint(tmp_path / "stopped.ckpt")
+    checkpoint = load_checkpoint_safely(tmp_path / "stopped.ckpt")
+    trained = checkpoint["current_model_state"]
+    assert trained.keys() == checkpoint["state_dict"].keys()
+    for k in _averaged_keys(module):
+        torch.testing.assert_close(trained[k], snapshots.steps[-1][k])
+    for k in [k for k in trained if k.startswith("train_means.")]:
+        torch.testing.assert_close(trained[k], module.state_dict()[k])
+
+
 @pytest.mark.slow
 def test_gmvae_fit_tests_and_exports_the_averaged_weights(tmp_path):
     run = tmp_path / "run"

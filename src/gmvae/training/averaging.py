@@ -80,13 +80,15 @@ class EvaluationEMA(WeightAveraging):
         if not self._swapped_at_end:
             super().on_save_checkpoint(trainer, pl_module, checkpoint)
             return
-        # The module holds the average ("state_dict" already is it), the average the trained.
+        # The module holds the average ("state_dict" already is it), the average model the
+        # trained parameters and buffers; other state (the training means) is the module's.
         assert self._average_model is not None
         held = self._average_model.state_dict()
+        swapped = {name for name, _ in pl_module.named_parameters()}
+        swapped |= {name for name, _ in pl_module.named_buffers()}
         checkpoint["current_model_state"] = {
-            name.removeprefix("module."): value
-            for name, value in held.items()
-            if name.startswith("module.")
+            name: held[f"module.{name}"] if name in swapped else value
+            for name, value in checkpoint["state_dict"].items()
         }
         checkpoint["averaging_state"] = {
             name: value for name, value in held.items() if not name.startswith("module.")
