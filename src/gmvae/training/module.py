@@ -52,6 +52,9 @@ class GMVAEModule(L.LightningModule):
             kernels (gmvae.model.layers), activations in place, and Adam as its fused
             kernel; the same maths and weights, faster (off gives the plain baseline's
             kernels; docs/PERFORMANCE.md).
+        ema_decay: validate, select, test and export an exponential moving average of
+            the weights with this decay, warmed up over the first steps
+            (gmvae.training.averaging); 0 evaluates the trained weights, as the paper does.
     """
 
     def __init__(
