@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gmvae.errors import ConfigError
@@ -102,29 +103,27 @@ class AlignedAssignment(nn.Module):
         """Classes of every row of ``features`` (B, D) against its labeled rows
         (``labels`` >= 0), updating the running means from this batch; (B,) int64."""
         labeled = labels >= 0
+        classes = labels.clamp_min(0)  # unlabeled rows are masked wherever this is used
         dist = masked_distances(features, features, labeled, k)
         votes = knn_votes(dist, labels, k=k, num_classes=self.num_classes, eps=eps)
         by_vote = votes / votes.sum(dim=1, keepdim=True).clamp_min(eps)
         # Each class's nearest labeled reference, relative to the nearest of all (>= 1).
         per_class = torch.full_like(votes, float("inf")).scatter_reduce(
-            1, labels.clamp_min(0).expand_as(dist), dist, "amin"
+            1, classes.expand_as(dist), dist, "amin"
         )
         nearest = per_class.min(dim=1, keepdim=True).values.clamp_min(eps)
         relative = (per_class / nearest).clamp_max(1e4)  # finite: the softmax stays defined
         by_distance = torch.softmax(-(relative - 1.0) / self.temperature, dim=1)
         scores = 0.5 * (by_vote + by_distance)
 
-        unlabeled = (~labeled).float().unsqueeze(1)
-        assigned = (scores * unlabeled).sum(0) / unlabeled.sum().clamp_min(1.0)
-        onehot = torch.zeros_like(votes).scatter_(1, labels.clamp_min(0).unsqueeze(1), 1.0)
-        given = (onehot * labeled.float().unsqueeze(1)).sum(0) / labeled.sum().clamp_min(1)
-        # A batch without rows of one kind leaves that mean as it was (no host sync).
-        weight = 1.0 - self.momentum
-        self.assigned_marginal.lerp_(
-            torch.where(unlabeled.sum() > 0, assigned, self.assigned_marginal), weight
-        )
-        self.labeled_marginal.lerp_(
-            torch.where(labeled.any(), given, self.labeled_marginal), weight
-        )
+        self._follow(self.assigned_marginal, scores, ~labeled)
+        self._follow(self.labeled_marginal, F.one_hot(classes, self.num_classes).float(), labeled)
         aligned = scores * self.labeled_marginal / self.assigned_marginal.clamp_min(eps)
         return aligned.argmax(dim=1)
+
+    def _follow(self, mean: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> None:
+        """Move the running ``mean`` towards the mean of the ``rows`` where ``mask``; a
+        batch without such rows leaves it as it was (a tensor condition: no host sync)."""
+        weights = mask.to(rows.dtype).unsqueeze(1)
+        batch = (rows * weights).sum(0) / weights.sum().clamp_min(1.0)
+        mean.lerp_(torch.where(mask.any(), batch, mean), 1.0 - self.momentum)
