@@ -31,3 +31,16 @@ def test_reparameterize_moments():
     mean, var = torch.full((50000, 1), 2.0), torch.full((50000, 1), 9.0)
     z = reparameterize(mean, var, generator=torch.Generator().manual_seed(0))
     assert abs(z.mean().item() - 2.0) < 0.05 and abs(z.std().item() - 3.0) < 0.05
+
+
+def test_noise_and_samples_are_float32_under_bf16_inputs():
+    """bf16 noise has about 1,700 distinct uniforms, cutting the Gumbel tail off near 5.5."""
+    logits = torch.zeros(20000, 2, dtype=torch.bfloat16)
+    y = gumbel_softmax(logits, 1.0, generator=torch.Generator().manual_seed(0))
+    assert y.dtype == torch.float32
+    # With equal logits, y_0 = sigmoid(g_0 - g_1): its distinct values count the noise's.
+    assert y[:, 0].unique().numel() > 15000
+    mean = torch.zeros(20000, 1, dtype=torch.bfloat16)
+    z = reparameterize(mean, torch.ones_like(mean), generator=torch.Generator().manual_seed(0))
+    assert z.dtype == torch.float32 and z.unique().numel() > 15000
+    assert z.abs().max() > 3.5  # the tail is there: P(|z| > 3.5) * 20000 is about 9

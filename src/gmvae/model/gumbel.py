@@ -1,4 +1,9 @@
-"""The two sampling tricks, as pure functions that take an optional generator."""
+"""The two sampling tricks, as pure functions that take an optional generator.
+
+Both draw their noise and return their sample in float32 whatever the inputs' dtype: under
+bf16 autocast a bf16 uniform has about 1,700 distinct values in (0, 1), which cuts the
+Gumbel tail off near 5.5 (float32 reaches about 16) and coarsens z's Gaussian noise.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ def gumbel_softmax(
     """A relaxed one-hot sample of Cat(softmax(logits)) (Jang et al. 2017; Maddison et al. 2017).
 
     ``hard`` returns a one-hot vector whose gradient is the relaxed sample's
-    (straight-through). Shapes: (B, c) -> (B, c).
+    (straight-through). Shapes: (B, c) -> (B, c), float32.
     """
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
-    tiny = torch.finfo(logits.dtype).tiny
+    logits = logits.float()
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    tiny = torch.finfo(torch.float32).tiny
     neg_log_u = torch.log(u.clamp_min(tiny)).neg().clamp_min(tiny)  # -log(u) > 0
     gumbel = -torch.log(neg_log_u)
     soft = F.softmax((logits + gumbel) / temperature, dim=-1)
@@ -32,6 +38,6 @@ def gumbel_softmax(
 def reparameterize(
     mean: torch.Tensor, var: torch.Tensor, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """z = mean + sqrt(var) * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean + eps * var.sqrt()
+    """z = mean + sqrt(var) * eps, eps ~ N(0, I) (Kingma & Welling 2014), in float32."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=torch.float32)
+    return mean.float() + eps * var.float().sqrt()
