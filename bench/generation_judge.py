@@ -114,8 +114,10 @@ def report(labels: np.ndarray, clusters: bool) -> None:
         shares = (labels == np.arange(categories)[:, None]).mean(1)
         for c, share in enumerate(shares):
             print(f"category {c}: {100 * share:.1f} % judged as {c}")
-        print(f"judged as the asked class: {100 * shares.mean():.1f} % (worst category "
-              f"{int(shares.argmin())}: {100 * shares.min():.1f} %)")
+        print(
+            f"judged as the asked class: {100 * shares.mean():.1f} % (worst category "
+            f"{int(shares.argmin())}: {100 * shares.min():.1f} %)"
+        )
         return
     majorities, purities = [], []
     for c in range(categories):
@@ -123,8 +125,10 @@ def report(labels: np.ndarray, clusters: bool) -> None:
         majorities.append(int(counts.argmax()))
         purities.append(counts.max() / labels.shape[1])
         print(f"category {c}: majority label {majorities[-1]}, purity {100 * purities[-1]:.1f} %")
-    print(f"distinct majority labels: {len(set(majorities))} of {categories}; "
-          f"mean purity {100 * np.mean(purities):.1f} %")
+    print(
+        f"distinct majority labels: {len(set(majorities))} of {categories}; "
+        f"mean purity {100 * np.mean(purities):.1f} %"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--per-class", type=int, default=1000)
     parser.add_argument("--clusters", action="store_true", help="categories are unlabeled")
-    parser.add_argument("--judge", type=Path, default=None,
-                        help="cached judge weights (default: bench-judge-DATASET.safetensors "
-                             "in the folder of the model)")
+    parser.add_argument(
+        "--judge",
+        type=Path,
+        default=None,
+        help="cached judge weights (default: bench-judge-DATASET.safetensors "
+        "in the folder of the model)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     model, _ = load_model(args.model)

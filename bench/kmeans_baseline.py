@@ -25,8 +25,13 @@ from gmvae.metrics import cluster_accuracy, normalized_mutual_info
 
 
 def kmeans_scores(
-    train: np.ndarray, test: np.ndarray, test_labels: np.ndarray, k: int, *, components: int,
-    seed: int
+    train: np.ndarray,
+    test: np.ndarray,
+    test_labels: np.ndarray,
+    k: int,
+    *,
+    components: int,
+    seed: int,
 ) -> tuple[float, float, float]:
     """(ACC, NMI, seconds) of k-means on a PCA fitted to ``train`` (flat float rows)."""
     start = time.perf_counter()
@@ -39,6 +44,10 @@ def kmeans_scores(
         normalized_mutual_info(test_labels, clusters),
         seconds,
     )
+
+
+def spread(values: tuple[float, ...]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((acc, nmi))
         print(f"seed {seed}: ACC {100 * acc:.2f} %, NMI {100 * nmi:.2f} %, {seconds:.1f} s")
     accs, nmis = zip(*rows, strict=True)
-    spread = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
     print(
         f"k-means({k}) on PCA-{args.components}, {args.dataset}, {args.seeds} seeds: "
         f"ACC {100 * statistics.mean(accs):.2f} ± {100 * spread(accs):.2f} %, "
