@@ -17,6 +17,7 @@ NETWORKS = ("auto", "conv", "mlp")
 RECONSTRUCTIONS = ("mse", "bce")
 REDUCTIONS = ("sum", "mean")
 PRIORS = ("mixture", "standard")
+PSEUDO_LABELS = ("knn", "propagation")
 
 
 def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -77,6 +78,12 @@ class LossConfig:
     ``align_assignments``: correct the k-NN assignment for the classes it keeps
     over-assigning (distribution alignment, :class:`gmvae.losses.AlignedAssignment`);
     false is the paper's plain vote.
+
+    ``pseudo_labels``: how unlabeled rows get their L_A / L_M targets. ``knn`` is the
+    paper's distance-weighted vote of the nearest labeled rows (Eq. 8); ``propagation``
+    propagates the labels over a k-NN graph of the batch and a queue of recent unlabeled
+    features (:mod:`gmvae.losses.propagation`), so that targets follow chains of
+    unlabeled neighbours (not in the paper).
     """
 
     reconstruction: str = "mse"
@@ -93,10 +100,12 @@ class LossConfig:
     labeled_generative: bool = True
     pseudo_label_warmup: float = 0.0
     align_assignments: bool = False
+    pseudo_labels: str = "knn"
 
     def __post_init__(self) -> None:
         _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
         _check_choice("reconstruction_reduction", self.reconstruction_reduction, REDUCTIONS)
+        _check_choice("pseudo_labels", self.pseudo_labels, PSEUDO_LABELS)
         _check_positive("pseudo_label_warmup", self.pseudo_label_warmup, allow_zero=True)
         for name in ("w_reconstruction", "w_gaussian", "w_categorical", "w_assignment", "w_metric"):
             _check_positive(name, getattr(self, name), allow_zero=True)
@@ -105,6 +114,11 @@ class LossConfig:
         _check_positive("metric_margin", self.metric_margin)
         if not isinstance(self.align_assignments, bool):
             raise ConfigError(f"align_assignments={self.align_assignments!r} must be true or false")
+        if self.align_assignments and self.pseudo_labels != "knn":
+            raise ConfigError(
+                f"align_assignments corrects the k-NN vote; it cannot be combined with "
+                f"pseudo_labels={self.pseudo_labels!r}"
+            )
         if not self.metric:
             raise ConfigError("metric must name a loss: 'lifted' or a pytorch-metric-learning loss")
 

@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gmvae.config import LossConfig
+from gmvae.errors import ConfigError
 from gmvae.losses.assignment import AlignedAssignment, knn_assign
 from gmvae.losses.elbo import categorical_kl, gaussian_kl, reconstruction_loss
 from gmvae.losses.metric import build_metric_loss
+from gmvae.losses.propagation import PropagatedAssignment
 from gmvae.model.gmvae import GMVAEOutput
 
 
@@ -45,7 +47,9 @@ class GMVAELoss(nn.Module):
     computed (the label-free validation loss).
     """
 
-    def __init__(self, config: LossConfig, num_classes: int) -> None:
+    def __init__(
+        self, config: LossConfig, num_classes: int, *, feature_size: int | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.num_classes = num_classes
@@ -56,6 +60,11 @@ class GMVAELoss(nn.Module):
         )
         # Only when asked for: its buffers would be missing from older checkpoints.
         self.aligner = AlignedAssignment(num_classes) if config.align_assignments else None
+        self.propagator = None
+        if config.pseudo_labels == "propagation":
+            if feature_size is None:
+                raise ConfigError("pseudo_labels='propagation' needs the feature size of x_hat")
+            self.propagator = PropagatedAssignment(num_classes, feature_size)
 
     def forward(
         self,
@@ -92,7 +101,9 @@ class GMVAELoss(nn.Module):
 
         features = out.features.float()
         labeled = labels >= 0
-        if self.aligner is not None:
+        if self.propagator is not None:
+            assigned = self.propagator(features.detach(), labels)
+        elif self.aligner is not None:
             assigned = self.aligner(features.detach(), labels, k=cfg.knn_k)
         else:
             assigned = knn_assign(

@@ -105,7 +105,9 @@ class GMVAEModule(L.LightningModule):
         set_fast_kernels(self.model, fast_kernels)
         self.compile_network = compile
         self.ema_decay = ema_decay
-        self.criterion = GMVAELoss(self.loss_config, num_classes)
+        self.criterion = GMVAELoss(
+            self.loss_config, num_classes, feature_size=self.network_config.feature_size
+        )
         # Epoch means of the training terms, kept as module state: a checkpoint saved
         # mid-epoch holds the partial sums, so a resumed run logs the same means.
         self.train_means = nn.ModuleDict({name: _persistent_mean() for name in TRAIN_LOGGED})

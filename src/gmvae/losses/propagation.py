@@ -1,0 +1,117 @@
+"""Label propagation over a k-NN graph of the features: targets that follow the data's
+manifold instead of the distance to the few labeled examples (not in the paper).
+
+The paper's assignment (Eq. 8) labels each unlabeled row by its nearest *labeled* rows.
+With 10 labels per class, a style of a class that none of its labeled examples shows (7s
+written one way) can lie nearer to another class's labeled examples; the vote then gives
+it that class, L_A and L_M pull it there, and the confusion locks in. Propagation (Zhou
+et al., 2004; for deep semi-supervised learning Iscen et al., 2019) lets a label travel
+along chains of near neighbours among the *unlabeled* rows too, so a style that connects
+to its class through other unlabeled examples takes that class's label.
+
+The graph holds the batch and a queue of the unlabeled features of recent batches (more
+points per class than one batch has), all detached: the targets carry no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def knn_affinity(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Symmetric normalised affinity D^-1/2 W D^-1/2 of a k-NN graph, (N, N).
+
+    W_ij = exp(-d_ij^2 / (s_i s_j)) for j among the k nearest neighbours of i (or i among
+    j's), with s_i the distance from i to its k-th neighbour (local scaling, Zelnik-Manor
+    and Perona, 2004), so dense and sparse classes get comparable weights.
+    """
+    n = features.shape[0]
+    k = min(k, n - 1)
+    dist = torch.cdist(features, features)  # (N, N)
+    dist.fill_diagonal_(float("inf"))
+    nearest, idx = dist.topk(k, dim=1, largest=False)  # (N, k)
+    scale = nearest[:, -1].clamp_min(1e-12)  # (N,)
+    weights = torch.exp(-nearest.pow(2) / (scale[:, None] * scale[idx]))
+    w = torch.zeros(n, n, device=features.device).scatter_(1, idx, weights)
+    w = torch.maximum(w, w.T)
+    inv_sqrt_degree = w.sum(1).clamp_min(1e-12).rsqrt()
+    return inv_sqrt_degree[:, None] * w * inv_sqrt_degree[None, :]
+
+
+def conjugate_gradient(
+    matvec, rhs: torch.Tensor, *, iterations: int, tol: float = 1e-6
+) -> torch.Tensor:
+    """Solve A X = rhs column by column for a symmetric positive definite A, (N, c)."""
+    x = torch.zeros_like(rhs)
+    r = rhs.clone()
+    p = r.clone()
+    rs = (r * r).sum(0)  # (c,)
+    for _ in range(iterations):
+        ap = matvec(p)
+        step = rs / (p * ap).sum(0).clamp_min(1e-30)
+        x = x + step * p
+        r = r - step * ap
+        rs_new = (r * r).sum(0)
+        p = r + (rs_new / rs.clamp_min(1e-30)) * p
+        rs = rs_new
+    return x
+
+
+@torch.no_grad()
+def propagate_labels(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    graph_k: int = 10,
+    alpha: float = 0.99,
+    iterations: int = 20,
+) -> torch.Tensor:
+    """Class of every row after propagating the known ``labels`` (-1: unknown), (N,).
+
+    Solves (I - alpha S) F = Y (Zhou et al. 2004) by conjugate gradient, then divides
+    each class's column by its total mass, so that a class with many points does not
+    absorb the boundary (Iscen et al. 2019).
+    """
+    features = features.float()
+    s = knn_affinity(features, graph_k)
+    known = labels >= 0
+    y = torch.zeros(features.shape[0], num_classes, device=features.device)
+    y[known] = nn.functional.one_hot(labels[known], num_classes).float()
+    scores = conjugate_gradient(lambda v: v - alpha * (s @ v), y, iterations=iterations)
+    scores = scores.clamp_min(0)
+    return (scores / scores.sum(0, keepdim=True).clamp_min(1e-12)).argmax(1)
+
+
+class PropagatedAssignment(nn.Module):
+    """Targets of a batch's unlabeled rows by label propagation over the batch and a queue
+    of recent unlabeled features; the queue is a buffer, so a checkpoint holds it."""
+
+    def __init__(
+        self, num_classes: int, feature_size: int, *, memory: int = 1000, graph_k: int = 10
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.graph_k = graph_k
+        self.register_buffer("queue", torch.zeros(memory, feature_size))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Classes of every row of ``features`` (B, D) (labeled rows keep theirs), and
+        pushes the unlabeled rows into the queue; (B,) int64."""
+        features = features.detach().float()
+        batch = features.shape[0]
+        stored = int(self.filled)
+        nodes = torch.cat([features, self.queue[:stored]])
+        known = torch.cat([labels, labels.new_full((stored,), -1)])
+        classes = propagate_labels(nodes, known, self.num_classes, graph_k=self.graph_k)
+        self._push(features[labels < 0])
+        return torch.where(labels >= 0, labels, classes[:batch])
+
+    def _push(self, rows: torch.Tensor) -> None:
+        memory = self.queue.shape[0]
+        rows = rows[-memory:]
+        self.queue.copy_(torch.cat([rows, self.queue])[:memory])
+        self.filled.fill_(min(memory, int(self.filled) + rows.shape[0]))
