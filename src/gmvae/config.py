@@ -17,6 +17,7 @@ NETWORKS = ("auto", "conv", "mlp")
 RECONSTRUCTIONS = ("mse", "bce")
 REDUCTIONS = ("sum", "mean")
 PRIORS = ("mixture", "standard")
+INITS = ("default", "xavier")
 PSEUDO_LABELS = ("knn", "propagation")
 
 
@@ -38,6 +39,9 @@ class NetworkConfig:
     ``network``: ``conv`` (28x28 or 32x32 images), ``mlp`` (any shape, flattened)
     or ``auto`` (conv where the image size has a conv stack, else mlp).
     ``prior``: ``mixture`` is the paper's learned p(z|y); ``standard`` uses N(0, I).
+    ``init``: ``default`` keeps PyTorch's layer initialisation; ``xavier`` draws every
+    linear and conv weight Xavier-normal with zero biases, as the author's code does (the
+    paper does not say).
     """
 
     network: str = "auto"
@@ -45,10 +49,12 @@ class NetworkConfig:
     latent_size: int = 100
     mlp_hidden_size: int = 512
     prior: str = "mixture"
+    init: str = "default"
 
     def __post_init__(self) -> None:
         _check_choice("network", self.network, NETWORKS)
         _check_choice("prior", self.prior, PRIORS)
+        _check_choice("init", self.init, INITS)
         for name in ("feature_size", "latent_size", "mlp_hidden_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

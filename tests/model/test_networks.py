@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from gmvae.config import NetworkConfig
 from gmvae.errors import ConfigError
@@ -163,3 +164,19 @@ def test_full_extent_conv_falls_back_to_the_convolution_on_other_input_sizes():
     conv = FullExtentConv2d(3, 4, 5)
     x = torch.rand(2, 3, 7, 7)  # larger than the kernel: a 3x3 output
     torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight))
+
+
+def test_xavier_init_draws_every_weight_xavier_normal_with_zero_biases():
+    torch.manual_seed(0)
+    model = GMVAE((1, 28, 28), 10, NetworkConfig(network="conv", init="xavier"))
+    layers = [
+        m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)
+    ]
+    assert len(layers) > 10
+    for layer in layers:
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+        expected = (2.0 / (fan_in + fan_out)) ** 0.5
+        assert abs(layer.weight.std().item() / expected - 1) < 0.2, layer
+        assert layer.bias is None or (layer.bias == 0).all()
+    default = GMVAE((1, 28, 28), 10, NetworkConfig(network="conv"))
+    assert not (default.q_y[0].bias == 0).all()  # PyTorch's default keeps random biases

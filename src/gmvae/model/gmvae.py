@@ -57,6 +57,8 @@ class GMVAE(nn.Module):
         self.q_z_var = nn.Linear(gsz, gsz)
         self.p_z_mean = nn.Linear(num_classes, gsz)
         self.p_z_var = nn.Linear(num_classes, gsz)
+        if config.init == "xavier":
+            self.apply(_xavier_init)
         if config.prior == "standard":
             # p(z|y) is N(0, I): these layers get no gradient. Frozen, so that DDP (which
             # requires a gradient for every trainable parameter) runs without extra options.
@@ -118,3 +120,11 @@ class GMVAE(nn.Module):
         mean, var = self.prior(y)
         z = mean + var.sqrt() * torch.randn(mean.shape, generator=generator, device=device)
         return torch.sigmoid(self.decode(z))
+
+
+def _xavier_init(module: nn.Module) -> None:
+    """Xavier-normal weights and zero biases for linear and (transposed) conv layers."""
+    if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.xavier_normal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
