@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import pytest
 import torch
 
+from gmvae.cli import main
 from gmvae.errors import ConfigError
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.threads import ThreadChooser, ThreadTuner, check_threads, thread_candidates
 
-from ..conftest import TINY_NETWORK, bare_trainer
+from ..conftest import DEMO, QUIET, TINY_NETWORK, bare_trainer
 
 
 @pytest.mark.parametrize(
@@ -216,3 +219,40 @@ def test_a_fixed_count_holds_for_every_step(tmp_path, two_threads):
     counts = _fit(tmp_path, ThreadTuner(1, clock=_FakeClock({1: 5.0, 2: 1.0})))
     assert set(counts) == {1}
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("option", ["1", "2"])
+def test_gmvae_fit_threads_option(tmp_path, option, monkeypatch):
+    """``--threads N`` holds for every training step, whatever OMP_NUM_THREADS says."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    probe = {
+        "class_path": "tests.training.threads_probe.ExpectThreads",
+        "init_args": {"count": int(option)},
+    }
+    before = torch.get_num_threads()
+    main(
+        ["fit", "--config", DEMO, "--trainer.max_epochs", "1", "--threads", option]
+        + ["--trainer.default_root_dir", str(tmp_path / "run"), *QUIET]
+        + ["--trainer.callbacks+=" + json.dumps(probe)]
+    )
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert "threads: " + option in (tmp_path / "run" / "config.yaml").read_text()
+    assert torch.get_num_threads() == before
+
+
+def test_gmvae_fit_rejects_a_bad_thread_count_before_writing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "fit",
+                "--config",
+                DEMO,
+                "--threads",
+                "0",
+                "--trainer.default_root_dir",
+                str(tmp_path / "r"),
+            ]
+        )
+    assert exit_.value.code == 2
+    assert "threads=0: use 'auto' or a whole number >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
