@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
@@ -13,6 +14,7 @@ from sklearn.model_selection import train_test_split
 import gmvae.api
 from gmvae.api import GMVAEClassifier
 from gmvae.errors import ConfigError, DataError
+from gmvae.training.module import GMVAEModule
 
 SMALL = dict(feature_size=64, latent_size=32, hidden_size=256, knn_k=3, batch_size=64)
 
@@ -156,3 +158,22 @@ def test_reconstruction_reduction_reaches_the_loss_config(digits):
 def test_the_docstring_example_runs():
     result = doctest.testmod(gmvae.api, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 8 and result.failed == 0
+
+
+def test_threads_fixes_the_count_while_fitting_and_restores_it(digits, monkeypatch):
+    x, few, _, _ = digits
+    with pytest.raises(ConfigError, match="'auto' or a whole number"):
+        GMVAEClassifier(max_epochs=1, threads=0, **SMALL).fit(x, few)
+    seen = []
+    original = GMVAEModule.training_step
+
+    def spy(self, batch, batch_idx):
+        seen.append(torch.get_num_threads())
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(GMVAEModule, "training_step", spy)
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    GMVAEClassifier(max_epochs=1, threads=target, random_state=0, **SMALL).fit(x, few)
+    assert seen and set(seen) == {target}
+    assert torch.get_num_threads() == before

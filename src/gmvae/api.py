@@ -31,6 +31,7 @@ from gmvae.export import ModelCard, load_model, save_model
 from gmvae.training.datamodule import ArrayDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.selection import BestWeights
+from gmvae.training.threads import ThreadTuner
 
 __all__ = ["GMVAEClassifier"]
 
@@ -99,6 +100,11 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         Seeds the split, the initial weights and the batches.
     accelerator : str
         Lightning accelerator: "auto", "cpu", "gpu", ...
+    threads : "auto" or int
+        CPU threads for training: "auto" times the steps and keeps the fastest count
+        (the count changes the rounding: repeated fits match bit for bit only with a
+        fixed count, or with ``OMP_NUM_THREADS`` set); an int fixes it
+        (:class:`gmvae.training.threads.ThreadTuner`). The count is restored after ``fit``.
     log_dir : str or None
         When set, Lightning writes ``metrics.csv`` there (every loss term, validation
         metrics, temperature, learning rate).
@@ -166,6 +172,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.2,
         random_state: int | np.random.RandomState | None = None,
         accelerator: str = "auto",
+        threads: int | str = "auto",
         log_dir: str | None = None,
         verbose: bool = False,
     ) -> None:
@@ -197,6 +204,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.accelerator = accelerator
+        self.threads = threads
         self.log_dir = log_dir
         self.verbose = verbose
 
@@ -204,6 +212,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> GMVAEClassifier:
         """Train on images ``X`` with labels ``y`` (-1: unlabeled; None: all unlabeled)."""
+        threads = ThreadTuner(self.threads)  # a bad count fails before any work
         images = to_images(X)
         row_shape = tuple(np.shape(X)[1:])
         y_enc, classes = self._encode_labels(y, len(images))
@@ -265,7 +274,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
             seed=seed,
         )
         selector = BestWeights(use_accuracy=bool((val.labels >= 0).any()))
-        callbacks: list[L.Callback] = [selector]
+        callbacks: list[L.Callback] = [selector, threads]
         logger: CSVLogger | bool = False
         if self.log_dir is not None:
             logger = CSVLogger(self.log_dir, name="", version="")

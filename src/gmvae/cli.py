@@ -14,7 +14,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
@@ -32,6 +32,7 @@ from gmvae.training.module import GMVAEModule
 from gmvae.training.precision import fastest_precision
 from gmvae.training.resume import AutosaveCheckpoint, RNGState
 from gmvae.training.rundir import FINISHED, RunCSVLogger, check_new_run, prepare_resume, resume_step
+from gmvae.training.threads import AUTO, ThreadTuner
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -75,6 +76,14 @@ class GMVAECLI(LightningCLI):
                 # A resume may save a checkpoint again: replace it, never add "-v1" copies.
                 "checkpoint.enable_version_counter": False,
             }
+        )
+        parser.add_argument(
+            "--threads",
+            type=int | Literal["auto"],
+            default=AUTO,
+            help="CPU threads: 'auto' times the training steps and keeps the fastest count "
+            "(the count changes the rounding, so runs repeat bit for bit only with a fixed "
+            "count); N fixes it; OMP_NUM_THREADS, when set, fixes it too (docs/PERFORMANCE.md)",
         )
         # A second writer of last.ckpt, during epochs, so that a crash loses little.
         parser.add_lightning_class_args(AutosaveCheckpoint, "autosave")
@@ -129,7 +138,8 @@ class GMVAECLI(LightningCLI):
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config["plugins"] = [*plugins, SafeCheckpointIO()]
-        callbacks = [*callbacks, Timer(), RNGState(), NonFiniteLossGuard()]
+        threads = ThreadTuner(self._get(self.config, "threads", AUTO))
+        callbacks = [*callbacks, Timer(), RNGState(), NonFiniteLossGuard(), threads]
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:

@@ -73,7 +73,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
         run = tmp_path / name
         main(
             ["fit", "--config", DEMO, "--trainer.max_epochs", "2", "--seed_everything", seed]
-            + ["--trainer.default_root_dir", str(run), *QUIET]
+            + ["--trainer.default_root_dir", str(run), "--threads", "1", *QUIET]
         )
         metrics = json.loads((run / "metrics.json").read_text())
         csv = (run / "metrics.csv").read_text()

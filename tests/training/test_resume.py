@@ -42,6 +42,8 @@ def _fit_command(run_dir, marker, step: int = 0, during: str = "train", *extra: 
         "--trainer.callbacks+=" + json.dumps(killer),
         "--ckpt_path",
         "last",
+        "--threads",  # exact only at a fixed thread count (the count changes the rounding)
+        "1",
         *QUIET,
         *extra,
     ]
