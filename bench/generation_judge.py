@@ -2,7 +2,7 @@
 category's samples z ~ p(z|y) that a plain CNN, trained on the full labeled training set,
 labels as the asked class.
 
-    python bench/generation_judge.py runs/m100/model.safetensors --data-dir ../shared/data
+    python bench/generation_judge.py runs/m100/model.safetensors --data-dir DATA
     python bench/generation_judge.py runs/cluster/model.safetensors --clusters
 
 The judge is a small LeNet-style CNN trained once on all labeled training images (its

@@ -2,7 +2,7 @@
 k-means on a PCA of the training images, scored on the official test set like gmvae's
 clustering runs (ACC: best one-to-one cluster-to-class matching; NMI: arithmetic).
 
-    python bench/kmeans_baseline.py --dataset mnist --data-dir ../shared/data --seeds 3
+    python bench/kmeans_baseline.py --dataset mnist --data-dir DATA --seeds 3
 
 Fitted on the seed's 80 % training split, the images the clustering configs train on
 (the split is stratified, as gmvae's datamodule draws it), with k = the number of classes.

@@ -11,7 +11,7 @@ false``, ``--model.fast_kernels false``, ``--model.compile false``) runs in the
 same process, its timing windows taken in turn with the optimized run's. It ends with
 one JSON line.
 
-    python bench/train_throughput.py                       # MNIST-100 (../shared/data)
+    python bench/train_throughput.py                       # MNIST-100 (--data.data_dir DATA)
     python bench/train_throughput.py --shape svhn          # synthetic SVHN tensors, batch 400
     python bench/train_throughput.py --against='--model.fast_kernels=false'   # an A/B
 """

@@ -1,6 +1,6 @@
 """Frozen settings for the network, the loss and the Gumbel-Softmax schedule.
 
-Defaults are the paper's MNIST values (NOTES.md); the configs in ``configs/`` set
+Defaults are the paper's MNIST values (Section 5.2); the configs in ``configs/`` set
 the other experiments. Each class validates itself so that a bad value fails at
 parse time with a message naming the option and the allowed values.
 """

@@ -1,6 +1,6 @@
 """The paper's experiments: which config and overrides run each, and the values it reports.
 
-Values from the paper's Tables 1-3 as transcribed in ``../shared/paper/NOTES.md``.
+Values from the paper's Tables 1-3 (Section 5).
 Table 2's "L_A + L_M" column repeats Table 1; its "L_A only" cells are the Table 1
 configs with ``--model.loss.w_metric 0``.
 """

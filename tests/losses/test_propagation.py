@@ -72,3 +72,13 @@ def test_the_queue_keeps_the_newest_unlabeled_rows_and_feeds_the_graph():
 def test_propagation_and_alignment_do_not_combine():
     with pytest.raises(ConfigError, match="align_assignments"):
         LossConfig(pseudo_labels="propagation", align_assignments=True)
+
+
+def test_a_loaded_queue_keeps_its_fill_count():
+    features, labels, _ = two_arcs()
+    trained = PropagatedAssignment(2, 2, memory=50)
+    trained(features, labels)
+    restored = PropagatedAssignment(2, 2, memory=50)
+    restored.load_state_dict(trained.state_dict())
+    assert restored._filled == trained._filled == 50
+    torch.testing.assert_close(restored(features, labels), trained(features, labels))

@@ -1,7 +1,7 @@
 """``gmvae reproduce``: run the paper's experiments for several seeds and tabulate them.
 
     gmvae reproduce --experiments mnist-100 mnist-cluster --seeds 3 --max-epochs 1 \\
-        --data-dir ../shared/data --out-dir runs/reproduce --table docs/RESULTS.md
+        --data-dir DATA --out-dir runs/reproduce --table docs/RESULTS.md
 
 Each (experiment, seed) is one ``gmvae fit`` in a subprocess (a crash or an
 out-of-memory in one run leaves the others alone), in

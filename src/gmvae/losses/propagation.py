@@ -96,6 +96,9 @@ class PropagatedAssignment(nn.Module):
         self.graph_k = graph_k
         self.register_buffer("queue", torch.zeros(memory, feature_size))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        # The fill count as a Python int too: slicing by it reads no tensor on the step.
+        self._filled = 0
+        self.register_load_state_dict_post_hook(_read_fill_count)
 
     @torch.no_grad()
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -103,7 +106,7 @@ class PropagatedAssignment(nn.Module):
         pushes the unlabeled rows into the queue; (B,) int64."""
         features = features.detach().float()
         batch = features.shape[0]
-        stored = int(self.filled)
+        stored = self._filled
         nodes = torch.cat([features, self.queue[:stored]])
         known = torch.cat([labels, labels.new_full((stored,), -1)])
         classes = propagate_labels(nodes, known, self.num_classes, graph_k=self.graph_k)
@@ -114,4 +117,9 @@ class PropagatedAssignment(nn.Module):
         memory = self.queue.shape[0]
         rows = rows[-memory:]
         self.queue.copy_(torch.cat([rows, self.queue])[:memory])
-        self.filled.fill_(min(memory, int(self.filled) + rows.shape[0]))
+        self._filled = min(memory, self._filled + rows.shape[0])
+        self.filled.fill_(self._filled)
+
+
+def _read_fill_count(module: PropagatedAssignment, incompatible_keys: object) -> None:
+    module._filled = int(module.filled)
