@@ -22,9 +22,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import Logger
 
 from gmvae.cli_parser import OneLineErrorParser
-from gmvae.errors import ConfigError, GMVAEError
+from gmvae.errors import ConfigError, DiskFullError, GMVAEError
 from gmvae.export import ModelCard, save_model
-from gmvae.files import atomic_write_json
+from gmvae.files import DISK_FULL, atomic_write_json, is_disk_full
 from gmvae.training.checkpoint_io import SafeCheckpointIO, load_checkpoint_safely
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.guard import NonFiniteLossGuard
@@ -231,13 +231,31 @@ def _as_list(logger: Logger | list[Logger]) -> list[Logger]:
 
 
 def _user_error(exc: BaseException) -> GMVAEError | None:
-    """The GMVAEError behind ``exc``: jsonargparse wraps errors raised while building classes."""
+    """The GMVAEError behind ``exc``: jsonargparse wraps errors raised while building classes.
+
+    A full disk is reported where it first struck (a save that failed while Lightning
+    was handling the first one would otherwise hide it), or as one line when no writer
+    of ours named the file.
+    """
+    chain: list[BaseException] = []
     seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, GMVAEError):
-            return seen
+    while seen is not None and seen not in chain:
+        chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    return None
+    full = [i for i, e in enumerate(chain) if isinstance(e, DiskFullError)]
+    if full:
+        i = full[-1]
+        while (
+            i > 0 and isinstance(chain[i - 1], DiskFullError) and chain[i - 1].__cause__ is chain[i]
+        ):
+            i -= 1  # the same failure, said with more context (e.g. the checkpoint's hint)
+        return chain[i]
+    found = next((e for e in chain if isinstance(e, GMVAEError)), None)
+    if found is None and is_disk_full(exc):
+        raw = next(e for e in reversed(chain) if isinstance(e, OSError) and e.errno in DISK_FULL)
+        where = f"cannot write {raw.filename}: " if raw.filename else ""
+        return DiskFullError(f"{where}the disk is full (no space left)")
+    return found
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,3 +15,7 @@ class ConfigError(GMVAEError, ValueError):
 
 class TrainingError(GMVAEError):
     """Training cannot go on (e.g. the loss became NaN); the checkpoints saved before are kept."""
+
+
+class DiskFullError(GMVAEError):
+    """A write failed because the disk (or the user's quota) is full; nothing was replaced."""

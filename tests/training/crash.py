@@ -1,7 +1,9 @@
-"""Crash injection for the resume tests: a real SIGKILL of the training process."""
+"""Crash injection for the resume and failure tests: a real SIGKILL, a disk that fills up."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 from pathlib import Path
@@ -34,3 +36,28 @@ class KillAtStep(L.Callback):
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:
             self._kill(trainer, "validation")
+
+
+class FillDiskAtStep(L.Callback):
+    """Fills the file system of ``filler`` (a small tmpfs in the tests) when training reaches
+    global step ``step``: what another process writing to a shared disk does to a run."""
+
+    def __init__(self, step: int, filler: str) -> None:
+        self.step = step
+        self.filler = Path(filler)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step != self.step or self.filler.exists():
+            return
+        block = bytes(1 << 16)
+        with open(self.filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        for size in (4096, 512, 1):  # the last partial blocks too
+            with open(self.filler, "ab", buffering=0) as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(bytes(size))

@@ -139,9 +139,27 @@ def scan_folder(
             f"list 'filename,label' rows in {root / LABELS_CSV} (for clustering without "
             "labels, use gmvae.api.GMVAEClassifier with y = -1)"
         )
+    _check_classes(root, entries)
     return FolderListing(
         root, tuple(entries), class_names, has_test_dir, tuple(problems), digest.hexdigest()
     )
+
+
+def _check_classes(root: Path, entries: list[Entry]) -> None:
+    """Refuse what would train a classifier without a word: one class, or a class with no
+    labeled training image (only in ``test/``)."""
+    trained = sorted({e.label for e in entries if e.label is not None and not e.test})
+    if len(trained) < 2:
+        raise DataError(
+            f"{root}: only one class has labeled images ({trained[0]!r}); a classifier needs "
+            "labeled images of at least two classes (a sub-folder per class, or labels.csv rows)"
+        )
+    only_test = sorted({e.label for e in entries if e.test and e.label not in trained})
+    if only_test:
+        raise DataError(
+            f"{root / TEST_DIR}: class {only_test[0]!r} has test images but no labeled training "
+            f"image; add some to {root / only_test[0]}, or remove it from {TEST_DIR}/"
+        )
 
 
 def _read_labels_csv(path: Path) -> dict[str, str]:

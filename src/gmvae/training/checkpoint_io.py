@@ -27,7 +27,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 
-from gmvae.errors import ConfigError, DataError
+from gmvae.errors import ConfigError, DataError, DiskFullError
 from gmvae.files import atomic_writer, remove_stale_temporaries
 
 SHARE_HINT = (
@@ -50,8 +50,14 @@ class SafeCheckpointIO(TorchCheckpointIO):
             # Remote stores (s3://, ...) make an object visible only once it is complete.
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        with atomic_writer(path) as f:
-            torch.save(checkpoint, f)
+        try:
+            with atomic_writer(path) as f:
+                torch.save(checkpoint, f)
+        except DiskFullError as exc:
+            raise DiskFullError(
+                f"{exc}; the checkpoints saved before are intact: free some space, then "
+                "continue the run with --ckpt_path last"
+            ) from exc
         remove_stale_temporaries(path)  # left by writers killed before their rename
 
     def load_checkpoint(

@@ -73,6 +73,8 @@ class GMVAEModule(L.LightningModule):
         super().__init__()
         if not lr > 0:
             raise ConfigError(f"lr={lr!r} must be > 0")
+        if num_classes < 2:
+            raise ConfigError(f"num_classes={num_classes} must be >= 2: a classifier needs two")
         if not 0.0 <= ema_decay < 1.0:
             raise ConfigError(f"ema_decay={ema_decay!r} must be in [0, 1); 0 turns averaging off")
         image_shape = tuple(int(s) for s in image_shape)

@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from gmvae.errors import ConfigError
-from gmvae.files import atomic_writer
+from gmvae.files import atomic_writer, disk_full_error
 from gmvae.training.checkpoint_io import load_checkpoint_safely
 
 FINISHED = "metrics.json"
@@ -156,6 +156,15 @@ class _KeepingWriter(ExperimentWriter):
             self._kept = [{k: v for k, v in r.items() if v not in ("", None)} for r in rows]
 
     def save(self) -> None:
+        try:
+            self._save()
+        except (OSError, RuntimeError) as exc:
+            full = disk_full_error(exc, self.metrics_file_path)
+            if full is None:
+                raise
+            raise full from exc
+
+    def _save(self) -> None:
         if self._kept is None:
             super().save()
             return
