@@ -121,3 +121,32 @@ def test_a_disk_that_fills_up_during_training(tmp_path):
     assert (out / "again.rc").read_text().strip() == "0", (out / "again.err").read_text()[-3000:]
     metrics = json.loads((out / "after-rerun" / "metrics.json").read_text())
     assert metrics["epochs"] == 2
+
+
+def test_a_typo_leaves_the_run_directory_untouched_and_the_fix_just_runs(tmp_path):
+    run = tmp_path / "run"
+    common = ["fit", "--config", DEMO, "--trainer.default_root_dir", str(run), *QUIET]
+    error = one_error(gmvae(*common, "--data.unlabeled_batch_size", "-5"))
+    assert "unlabeled_batch_size=-5 must be >= 1" in error
+    assert not run.exists()  # refused before anything was written
+    error = one_error(gmvae(*common, "--model.loss.knn_k", "60"))  # model against data
+    assert "knn_k=60" in error and not run.exists()
+    done = gmvae(*common, "--trainer.max_epochs", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_a_start_that_failed_before_training_blocks_nothing(tmp_path):
+    """An option Lightning refuses only once fit has begun leaves config.yaml and
+    hparams.yaml; the corrected command, new or resumed, takes the folder over."""
+    for resumed in ([], ["--ckpt_path", "last"]):
+        run = tmp_path / f"run{len(resumed)}"
+        common = ["fit", "--config", DEMO, "--trainer.default_root_dir", str(run), *QUIET]
+        failed = gmvae(*common, "--trainer.val_check_interval", "5000")
+        assert failed.returncode != 0 and "val_check_interval" in failed.stderr
+        assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "hparams.yaml"]
+        done = gmvae(*common, "--trainer.max_epochs", "1", "--seed_everything", "3", *resumed)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((run / "metrics.json").read_text())["seed"] == 3
+        if not resumed:
+            assert "of a start that never trained; this run replaces them" in done.stderr

@@ -31,7 +31,14 @@ from gmvae.training.guard import NonFiniteLossGuard
 from gmvae.training.module import GMVAEModule
 from gmvae.training.precision import fastest_precision
 from gmvae.training.resume import AutosaveCheckpoint, RNGState
-from gmvae.training.rundir import FINISHED, RunCSVLogger, check_new_run, prepare_resume, resume_step
+from gmvae.training.rundir import (
+    FINISHED,
+    RunCSVLogger,
+    check_new_run,
+    find_last,
+    prepare_resume,
+    resume_step,
+)
 from gmvae.training.threads import AUTO, ThreadTuner
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
@@ -148,19 +155,34 @@ class GMVAECLI(LightningCLI):
         return resume_step(ckpt_path, root, dirs)
 
     def before_fit(self) -> None:
-        """Refuse to overwrite another run; on resume, check the options and keep config.yaml."""
+        """Refuse to overwrite another run; on resume, check the options and keep config.yaml.
+
+        Runs before anything is written to the run directory, so the options the model
+        and the data are checked against each other here too: a refused option leaves
+        the folder as it was, and the corrected command just runs.
+        """
         trainer = self.trainer
+        self.model.check_batches(self.datamodule.labeled_batch_size)
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if not self._resuming():
-            check_new_run(run_dir)
-            return
-        new_config = self._parser("fit").dump(self.config["fit"], skip_none=False)
-        note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
+            note = check_new_run(run_dir)
+        elif self._nothing_to_resume():
+            note = check_new_run(run_dir, resume_asked=True)
+        else:
+            new_config = self._parser("fit").dump(self.config["fit"], skip_none=False)
+            note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
         if note:
             print(f"gmvae: note: {note}", file=sys.stderr)
         for callback in trainer.callbacks:
             if isinstance(callback, SaveConfigCallback):
-                callback.overwrite = True  # the resumed run's config.yaml replaces its own
+                callback.overwrite = True  # replaces the resumed (or never trained) run's own
+
+    def _nothing_to_resume(self) -> bool:
+        """``--ckpt_path last`` where no checkpoint was saved yet: Lightning starts afresh."""
+        if self._get(self.config_init, "ckpt_path") != "last":
+            return False
+        dirs = [c.dirpath for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        return find_last(self.trainer.default_root_dir, dirs) is None
 
     def after_fit(self) -> None:
         """Test the best checkpoint on the test set and write ``metrics.json``."""

@@ -62,6 +62,7 @@ class GMVAEDataModule(L.LightningDataModule):
             raise ConfigError(f"num_labeled={num_labeled} but labeled_batch_size is 0")
         if folder is not None and dataset != FOLDER:
             raise ConfigError(f"data.folder options are for dataset: folder, not {dataset!r}")
+        _check_sizes(dataset, num_labeled, unlabeled_batch_size, labeled_batch_size, val_fraction)
         if eval_batch_size < 1:
             raise ConfigError(f"eval_batch_size={eval_batch_size} must be >= 1")
         self.dataset = dataset
@@ -286,6 +287,24 @@ class ArrayDataModule(GMVAEDataModule):
         if self._arrays[2] is None:
             raise ConfigError("no test arrays were given")
         return self._arrays[2]
+
+
+def _check_sizes(
+    dataset: str, num_labeled: int | None, unlabeled: int, labeled: int, val_fraction: float
+) -> None:
+    """The checks the sampler and the split make, made when the options are read, before
+    ``gmvae fit`` writes anything to the run directory."""
+    if num_labeled is not None and num_labeled < 0:
+        raise ConfigError(f"num_labeled={num_labeled} must be >= 0 (or null: every label)")
+    if unlabeled < 1:
+        raise ConfigError(f"unlabeled_batch_size={unlabeled} must be >= 1")
+    if labeled < 0:
+        raise ConfigError(f"labeled_batch_size={labeled} must be >= 0")
+    # A folder's validation split may be empty; the official train sets always give one.
+    if dataset == FOLDER and not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction!r} must lie in [0, 1)")
+    if dataset != FOLDER and not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
 
 
 def _own_generator() -> torch.Generator:

@@ -170,12 +170,17 @@ class GMVAEModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Fail before training, not at the first step, when the batches cannot feed the k-NN."""
-        labeled = getattr(self.trainer.datamodule, "labeled_batch_size", None)
+        if stage == "fit":
+            self.check_batches(getattr(self.trainer.datamodule, "labeled_batch_size", None))
+
+    def check_batches(self, labeled_batch_size: int | None) -> None:
+        """Raise :class:`ConfigError` when ``labeled_batch_size`` rows cannot feed the k-NN."""
         cfg = self.loss_config
-        if stage == "fit" and labeled is not None and cfg.uses_labels and cfg.knn_k > labeled:
+        if labeled_batch_size is not None and cfg.uses_labels and cfg.knn_k > labeled_batch_size:
             raise ConfigError(
-                f"model.loss.knn_k={cfg.knn_k} is larger than data.labeled_batch_size={labeled}: "
-                "the k-NN vote needs k labeled rows in every batch"
+                f"model.loss.knn_k={cfg.knn_k} is larger than "
+                f"data.labeled_batch_size={labeled_batch_size}: the k-NN vote needs k labeled "
+                "rows in every batch"
             )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

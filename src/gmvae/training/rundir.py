@@ -30,42 +30,62 @@ from gmvae.training.checkpoint_io import load_checkpoint_safely
 
 FINISHED = "metrics.json"
 CONFIG = "config.yaml"
+HPARAMS = "hparams.yaml"
+METRICS_CSV = "metrics.csv"
 # Options that may change between a run and its resume: where the data lives.
 MOVABLE = ("data.data_dir", "data.download")
 # Options that define the run: changing them on resume would silently mix two runs.
 DEFINING = ("seed_everything", "model.", "data.")
 
 
-def check_new_run(run_dir: Path) -> None:
-    """Raise :class:`ConfigError` if ``run_dir`` already holds a run (finished or not)."""
+def check_new_run(run_dir: Path, *, resume_asked: bool = False) -> str | None:
+    """Raise :class:`ConfigError` if ``run_dir`` already holds a run (finished or not).
+
+    A folder holding only the configuration files of a start that failed before training
+    (an option refused late, say) holds nothing to resume or lose: the new run takes it
+    over, and the returned note says so. ``resume_asked``: ``--ckpt_path last`` found no
+    checkpoint to continue from, so whatever an unfinished run left is started over.
+    """
     if (run_dir / FINISHED).is_file():
         raise ConfigError(
             f"{run_dir} already holds a finished run ({FINISHED}); pass another "
             "--trainer.default_root_dir, or delete that folder to start over"
         )
-    left = [p.name for p in (run_dir / CONFIG, run_dir / "checkpoints") if p.exists()]
+    if resume_asked:
+        return None
+    left = [p.name for p in (run_dir / "checkpoints", run_dir / METRICS_CSV) if p.exists()]
     if left:
         raise ConfigError(
             f"{run_dir} holds a run that did not finish ({', '.join(left)}); continue it with "
             "--ckpt_path last, or pass another --trainer.default_root_dir"
         )
+    stale = [p.name for p in (run_dir / CONFIG, run_dir / HPARAMS) if p.exists()]
+    if stale:
+        return (
+            f"{run_dir} held only {' and '.join(stale)} of a start that never trained; "
+            "this run replaces them"
+        )
+    return None
+
+
+def find_last(root: str, checkpoint_dirs: list[str | None]) -> Path | None:
+    """``last`` as Lightning finds it: the newest ``last*.ckpt`` in the checkpoint callbacks'
+    folders (``root/checkpoints`` where they set none); None when there is none yet."""
+    dirs = {Path(d or Path(root, "checkpoints")) for d in checkpoint_dirs}
+    found = sorted((p for d in dirs for p in d.glob("last*.ckpt")), key=os.path.getmtime)
+    return found[-1] if found else None
 
 
 def resume_step(ckpt_path: str | None, root: str, checkpoint_dirs: list[str | None]) -> int | None:
-    """The global step of the checkpoint a fit resumes from; None when not resuming.
-
-    ``last`` is found as Lightning finds it: the newest ``last*.ckpt`` in the
-    checkpoint callbacks' folders (``root/checkpoints`` where they set none); 0 when
-    there is none yet (Lightning then starts afresh).
-    """
+    """The global step of the checkpoint a fit resumes from; None when not resuming; 0 for
+    ``last`` when there is none yet (Lightning then starts afresh)."""
     if ckpt_path is None or ckpt_path in ("best", "hpc", "registry"):
         return None
     if ckpt_path == "last":
-        dirs = {Path(d or Path(root, "checkpoints")) for d in checkpoint_dirs}
-        found = sorted((p for d in dirs for p in d.glob("last*.ckpt")), key=os.path.getmtime)
-        if not found:
+        last = find_last(root, checkpoint_dirs)
+        if last is None:
             return 0
-        ckpt_path = str(found[-1])
+        ckpt_path = str(last)
     return int(load_checkpoint_safely(ckpt_path, map_location="cpu").get("global_step", 0))
 
 
