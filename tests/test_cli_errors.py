@@ -19,10 +19,12 @@ from gmvae.data import registry
 from gmvae.data.locate import RemoteFile
 
 from .conftest import DEMO, QUIET, REPO
+from .data.image_folder import digit_image, write_digit_folder
 from .data.writers import idx_bytes, write_idx, write_mnist_like, write_svhn_mat
 
 MNIST = str(REPO / "configs" / "mnist-100.yaml")
 SVHN = str(REPO / "configs" / "svhn-1000.yaml")
+FOLDER = str(REPO / "configs" / "folder.yaml")
 
 
 def fails(capsys, tmp_path, *args: str) -> str:
@@ -236,3 +238,46 @@ class _Payload:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+def _folder(tmp_path, layout: str = "classes"):
+    """A folder of digit images (10 classes) and the options that train on it."""
+    images = tmp_path / "images"
+    write_digit_folder(images, n=120, n_labeled=60, layout=layout)
+    options = ["--config", FOLDER, "--data.data_dir", str(images), "--data.folder.image_size", "8"]
+    return images, options
+
+
+def test_a_word_among_integer_labels_names_the_csv_line(capsys, tmp_path):
+    images, options = _folder(tmp_path, layout="csv")
+    rows = (images / "labels.csv").read_text().splitlines()
+    rows.append("img0061.png,cat")  # an unlabeled PNG, labeled with a word
+    (images / "labels.csv").write_text("\n".join(rows) + "\n")
+    err = fails(capsys, tmp_path, *options)
+    assert f"{images / 'labels.csv'}, line {len(rows)}: label 'cat' is a word" in err
+    assert "0, 1, 2" in err and not (tmp_path / "run").exists()
+
+
+def test_an_empty_class_folder_is_refused(capsys, tmp_path):
+    images, options = _folder(tmp_path)
+    (images / "7-extra").mkdir()
+    (images / "7-extra" / ".DS_Store").write_bytes(b"\0")  # hidden: not an image
+    err = fails(capsys, tmp_path, *options)
+    assert f"{images / '7-extra'}: an empty class folder" in err
+
+
+def test_a_class_whose_images_are_all_unreadable(capsys, tmp_path):
+    images, options = _folder(tmp_path)
+    (images / "bird").mkdir()
+    for i in range(3):
+        (images / "bird" / f"b{i}.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    err = fails(capsys, tmp_path, *options)
+    assert "class 'bird' has no readable labeled training image" in err
+
+
+def test_a_class_only_in_the_test_folder(capsys, tmp_path):
+    images, options = _folder(tmp_path)
+    (images / "test" / "bird").mkdir(parents=True)
+    digit_image(0, 8).save(images / "test" / "bird" / "b.png")
+    err = fails(capsys, tmp_path, *options)
+    assert "class 'bird' has test images but no labeled training image" in err

@@ -126,21 +126,22 @@ def test_the_flat_layout_with_a_csv_gives_the_same_labels(tmp_path):
 
 
 def test_the_split_is_fixed_stratified_and_a_test_folder_is_the_test_set(tmp_path):
-    truth = write_digit_folder(tmp_path, n=120, n_labeled=60)
+    root = tmp_path / "images"  # beside the cache ($XDG_CACHE_HOME is tmp_path/cache), not above it
+    truth = write_digit_folder(root, n=120, n_labeled=60)
     per_class = np.bincount([y for f, y in truth.items() if not f.startswith("unlabeled/")])
-    splits, _ = _load(tmp_path, image_size=8)
+    splits, _ = _load(root, image_size=8)
     test = splits.test.labels.numpy()
     # 20 % of each class, at least one: 4 to 8 labeled digits per class give 1 or 2.
     expected = [min(n - 1, max(1, round(0.2 * n))) for n in per_class]
     assert np.bincount(test, minlength=10).tolist() == expected
     assert (splits.val.labels >= 0).sum() >= 10 and (splits.val.labels < 0).sum() > 0
     assert (splits.test.labels >= 0).all()  # unlabeled images never go to the test set
-    again, _ = _load(tmp_path, image_size=8)
+    again, _ = _load(root, image_size=8)
     assert again.files == splits.files
 
     for i in range(4):
-        _save(tmp_path / "test" / str(i % 2) / f"t{i}.png", np.full((8, 8), 50 * i, np.uint8))
-    with_test, _ = _load(tmp_path, image_size=8)
+        _save(root / "test" / str(i % 2) / f"t{i}.png", np.full((8, 8), 50 * i, np.uint8))
+    with_test, _ = _load(root, image_size=8)
     assert sorted(with_test.files["test"]) == sorted(f"test/{i % 2}/t{i}.png" for i in range(4))
     assert with_test.test.labels.tolist() == [0, 0, 1, 1]
     labeled = sum(int((s.labels >= 0).sum()) for s in (with_test.train, with_test.val))

@@ -89,7 +89,11 @@ def scan_folder(
     csv_path = Path(labels_file).expanduser() if labels_file else root / LABELS_CSV
     if labels_file and not csv_path.is_file():
         raise DataError(f"{csv_path}: labels file not found")
-    table = _read_labels_csv(csv_path) if csv_path.is_file() else {}
+    csv_lines: dict[str, int] = {}
+    table = _read_labels_csv(csv_path, csv_lines) if csv_path.is_file() else {}
+    # Where each label was first given (for messages): a CSV line or a class folder.
+    sources = {label: f"{csv_path}, line {n}" for label, n in csv_lines.items()}
+    _check_empty_class_folders(root)
 
     digest = hashlib.sha256()
     entries: list[Entry] = []
@@ -106,13 +110,19 @@ def scan_folder(
             raise DataError(
                 f"{csv_path}: labels {rel} as {label!r} but it is in the class folder {top!r}"
             )
+        if folder_label is not None:
+            sources.setdefault(folder_label, str(root / folder_label))
         entries.append(Entry(rel, folder_label or label, test=False))
     problems = [(name, f"named in {csv_path.name} but not found") for name in sorted(table)]
 
     has_test_dir = (root / TEST_DIR).is_dir()
     if has_test_dir:
+        _check_empty_class_folders(root / TEST_DIR)
         test_csv = root / TEST_DIR / LABELS_CSV
-        test_table = _read_labels_csv(test_csv) if test_csv.is_file() else {}
+        test_lines: dict[str, int] = {}
+        test_table = _read_labels_csv(test_csv, test_lines) if test_csv.is_file() else {}
+        for label, n in test_lines.items():
+            sources.setdefault(label, f"{test_csv}, line {n}")
         unlabeled = []
         for path in list_files(root / TEST_DIR):
             rel = path.relative_to(root / TEST_DIR).as_posix()
@@ -120,6 +130,7 @@ def scan_folder(
             if label is None:
                 unlabeled.append(rel)
                 continue
+            sources.setdefault(label, str(root / TEST_DIR / label))
             entries.append(Entry(f"{TEST_DIR}/{rel}", label, test=True))
         if unlabeled:
             raise DataError(
@@ -140,6 +151,7 @@ def scan_folder(
             "labels, use gmvae.api.GMVAEClassifier with y = -1)"
         )
     _check_classes(root, entries)
+    _check_label_kinds(entries, sources)
     return FolderListing(
         root, tuple(entries), class_names, has_test_dir, tuple(problems), digest.hexdigest()
     )
@@ -162,8 +174,47 @@ def _check_classes(root: Path, entries: list[Entry]) -> None:
         )
 
 
-def _read_labels_csv(path: Path) -> dict[str, str]:
-    """``filename,label`` rows (an optional header row ``filename,label``) -> {filename: label}."""
+def _check_empty_class_folders(root: Path) -> None:
+    """A class folder without image files would silently not be a class: refuse it."""
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder.name in (UNLABELED_DIR, TEST_DIR) or list_files(folder):
+            continue
+        raise DataError(
+            f"{folder}: an empty class folder (no image files); add the images of class "
+            f"{folder.name!r}, or remove the folder"
+        )
+
+
+def _is_integer(name: str) -> bool:
+    return name.lstrip("-").isdigit()
+
+
+def _check_label_kinds(entries: list[Entry], sources: dict[str, str]) -> None:
+    """Integer labels with a word among them (or words with an integer) in a labels CSV are
+    a typo far more often than a class: refuse the odd one out, naming its line."""
+    names = {e.label for e in entries if e.label is not None}
+    numbers = {n for n in names if _is_integer(n)}
+    if not numbers or numbers == names:
+        return
+    words = names - numbers
+    odd, kind = (words, "a word") if len(words) <= len(numbers) else (numbers, "an integer")
+    typed = sorted(n for n in odd if ", line " in sources.get(n, ""))
+    if not typed:
+        return  # class folders the user named so: deliberate, not a typo
+    others = _sorted_names(names - odd)
+    first = typed[0]
+    shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+    raise DataError(
+        f"{sources.get(first, first)}: label {first!r} is {kind} among labels like {shown}; "
+        "fix it, or name every class the same way"
+    )
+
+
+def _read_labels_csv(path: Path, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """``filename,label`` rows (an optional header row ``filename,label``) -> {filename: label}.
+
+    ``lines``, when given, receives the line of each label's first row (for messages).
+    """
     table: dict[str, str] = {}
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -181,6 +232,8 @@ def _read_labels_csv(path: Path) -> dict[str, str]:
                 if table.get(name, label) != label:
                     raise DataError(f"{path}, line {number}: {name} labeled twice, differently")
                 table[name] = label
+                if lines is not None:
+                    lines.setdefault(label, number)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read the labels table: {exc}") from None
     return table
@@ -238,7 +291,18 @@ def load_folder(
         meta = _build_cache(folder, listing, config, val_fraction, fingerprint)
     skipped = [tuple(s) for s in meta["skipped"]]
     warn_skipped(str(listing.root), skipped)
-    return _open_cache(folder, meta, listing)
+    splits = _open_cache(folder, meta, listing)
+    counts = np.bincount(
+        splits.train.labels.numpy()[splits.train.labels.numpy() >= 0],
+        minlength=len(listing.class_names),
+    )
+    unread = [name for name, n in zip(listing.class_names, counts, strict=True) if n == 0]
+    if unread:
+        raise DataError(
+            f"{listing.root}: class {unread[0]!r} has no readable labeled training image (its "
+            "files were skipped, see the warning above); add readable images of it"
+        )
+    return splits
 
 
 def cache_folder(root: Path, config: FolderConfig) -> Path:
