@@ -20,6 +20,7 @@ from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gmvae.cli_parser import OneLineErrorParser
 from gmvae.errors import ConfigError, DiskFullError, GMVAEError
@@ -30,6 +31,7 @@ from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.guard import NonFiniteLossGuard
 from gmvae.training.module import GMVAEModule
 from gmvae.training.precision import fastest_precision
+from gmvae.training.preemption import PREEMPTED_STATUS, SigtermCheckpoint
 from gmvae.training.resume import AutosaveCheckpoint, RNGState
 from gmvae.training.rundir import (
     FINISHED,
@@ -146,7 +148,8 @@ class GMVAECLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config["plugins"] = [*plugins, SafeCheckpointIO()]
         threads = ThreadTuner(self._get(self.config, "threads", AUTO))
-        callbacks = [*callbacks, Timer(), RNGState(), NonFiniteLossGuard(), threads]
+        guards = [NonFiniteLossGuard(), SigtermCheckpoint()]
+        callbacks = [*callbacks, Timer(), RNGState(), *guards, threads]
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
@@ -297,12 +300,15 @@ def main(argv: list[str] | None = None) -> None:
             status = getattr(importlib.import_module(module), function)(args[1:])
             raise SystemExit(status)
         GMVAECLI(GMVAEModule, GMVAEDataModule, **CLI_DEFAULTS, args=None if argv is None else args)
+    except SIGTERMException:  # Lightning's, for a SIGTERM before training began
+        print("gmvae: error: stopped by SIGTERM before training began", file=sys.stderr)
+        raise SystemExit(PREEMPTED_STATUS) from None
     except Exception as exc:
         error = _user_error(exc)
         if error is None or verbose:
             raise
         print(f"gmvae: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(error, "exit_status", 2)) from None
 
 
 if __name__ == "__main__":

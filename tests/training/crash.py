@@ -61,3 +61,12 @@ class FillDiskAtStep(L.Callback):
             with open(self.filler, "ab", buffering=0) as f, contextlib.suppress(OSError):
                 while True:
                     f.write(bytes(size))
+
+
+class TermAtStep(KillAtStep):
+    """Sends SIGTERM to its own process (a preempted job) once, at global step ``step``."""
+
+    def _kill(self, trainer, stage: str) -> None:
+        if stage == self.during and trainer.global_step == self.step and not self.marker.exists():
+            self.marker.write_text(f"terminated at step {self.step} ({stage})\n")
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -21,10 +21,13 @@ from ..conftest import DEMO, QUIET, REPO
 TIMES = {"train_seconds", "seconds_per_epoch"}
 
 
-def _fit_command(run_dir, marker, step: int = 0, during: str = "train", *extra: str) -> list[str]:
-    """The command a user re-runs after a crash; the callback SIGKILLs it once, at ``step``."""
+def _fit_command(
+    run_dir, marker, step: int = 0, during: str = "train", *extra: str, signal: str = "Kill"
+) -> list[str]:
+    """The command a user re-runs after a crash; the callback SIGKILLs it once, at ``step``
+    (``signal="Term"``: SIGTERMs it, as a scheduler preempting the job does)."""
     killer = {
-        "class_path": "tests.training.crash.KillAtStep",
+        "class_path": f"tests.training.crash.{signal}AtStep",
         "init_args": {"step": step, "marker": str(marker), "during": during},
     }
     return [
@@ -111,6 +114,39 @@ def test_sigkill_then_the_same_command_resumes_exactly(
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == sorted(
         p.name for p in (uninterrupted / "checkpoints").iterdir()
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "step,saved_at,position",
+    [
+        # mid-epoch 1: the batch being trained finishes and is saved
+        (22, 23, {"epoch": 1, "batches_done": 8}),
+        # epoch 0's last batch: its validation and checkpoint come first, then the stop
+        (14, 15, {"epoch": 0, "batches_done": 15}),
+    ],
+)
+def test_sigterm_saves_exits_143_and_the_same_command_resumes_exactly(
+    tmp_path, uninterrupted, step, saved_at, position
+):
+    run = tmp_path / "run"
+    command = _fit_command(run, tmp_path / "terminated", step, signal="Term")
+
+    stopped = _gmvae(command)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]  # documented: 128 + SIGTERM
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("gmvae: error:")]
+    assert len(lines) == 1 and "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
+    assert f"stopped by SIGTERM at global step {saved_at}" in lines[0]
+    assert "--ckpt_path last" in lines[0]
+    assert not (run / "metrics.json").exists()
+    last = load_checkpoint_safely(run / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == saved_at
+    assert last["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [position]
+
+    resumed = _gmvae(command)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _comparable(run) == _comparable(uninterrupted)
+    assert (run / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
 
 
 @pytest.mark.slow
