@@ -281,3 +281,18 @@ def test_a_class_only_in_the_test_folder(capsys, tmp_path):
     digit_image(0, 8).save(images / "test" / "bird" / "b.png")
     err = fails(capsys, tmp_path, *options)
     assert "class 'bird' has test images but no labeled training image" in err
+
+
+@pytest.mark.parametrize(
+    "text,where,problem",
+    [
+        ("model:\n  lr: [0.001,\n", "line 3, column 1", "expected the node content"),
+        ("model:\n\tlr: 0.001\n", "line 2, column 1", "found character '\\t'"),
+    ],
+)
+def test_invalid_yaml_names_the_file_line_and_column(capsys, tmp_path, text, where, problem):
+    config = tmp_path / "broken.yaml"
+    config.write_text(text)
+    err = fails(capsys, tmp_path, "--config", DEMO, "--config", str(config))
+    assert f"{config}, {where}: not valid YAML" in err and problem in err
+    assert "<unicode string>" not in err

@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from gmvae.cli_parser import OneLineErrorParser
+from gmvae.cli_parser import OneLineErrorParser, check_config_files
 from gmvae.errors import ConfigError, DiskFullError, GMVAEError
 from gmvae.export import ModelCard, save_model
 from gmvae.files import DISK_FULL, atomic_write_json, is_disk_full
@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
             module, _, function = TOOL_COMMANDS[args[0]].partition(":")
             status = getattr(importlib.import_module(module), function)(args[1:])
             raise SystemExit(status)
+        check_config_files(args)
         GMVAECLI(GMVAEModule, GMVAEDataModule, **CLI_DEFAULTS, args=None if argv is None else args)
     except SIGTERMException:  # Lightning's, for a SIGTERM before training began
         print("gmvae: error: stopped by SIGTERM before training began", file=sys.stderr)

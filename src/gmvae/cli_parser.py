@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import NoReturn
 
+import yaml
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser
+
+from gmvae.errors import ConfigError
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -62,3 +66,29 @@ _PARSER_KEY = re.compile(r'Parser key "([^"]+)":\s*(.*)')
 
 def _plain_types(text: str) -> str:
     return re.sub(r"<class '(?:builtins\.)?([^']+)'>", r"\1", text)
+
+
+def check_config_files(args: list[str]) -> None:
+    """Raise :class:`ConfigError` naming a ``--config`` file that is not valid YAML, with the
+    line and column (jsonargparse reads the text and reports it as ``"<unicode string>"``)."""
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            name = args[i + 1]
+        elif arg.startswith("--config="):
+            name = arg.split("=", 1)[1]
+        else:
+            continue
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # not a file (an inline YAML string) or unreadable: jsonargparse says so
+        try:
+            yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = " ".join(p for p in (exc.context, exc.problem) if p)
+            raise ConfigError(f"{path}{where}: not valid YAML: {what}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None

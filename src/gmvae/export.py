@@ -117,8 +117,33 @@ def _card(meta: dict[str, Any], error: str) -> ModelCard:
 
 def _build(card: ModelCard, state: dict[str, Any], error: str) -> GMVAE:
     model = GMVAE(card.image_shape, card.num_classes, card.network)
+    mismatch = _first_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise DataError(f"{error}: {mismatch}")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise DataError(f"{error}: {exc}") from None
     return model.eval()
+
+
+def _first_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """One sentence on how the weights differ from the model the config describes:
+    torch lists every mismatching tensor, and one is what says which option differs."""
+    shapes = [
+        (k, tuple(found[k].shape), tuple(v.shape))
+        for k, v in expected.items()
+        if k in found and tuple(found[k].shape) != tuple(v.shape)
+    ]
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    problems = len(shapes) + len(missing) + len(unexpected)
+    if not problems:
+        return None
+    more = f" (and {problems - 1} more difference(s))" if problems > 1 else ""
+    if shapes:
+        key, got, want = shapes[0]
+        return f"{key} has shape {list(got)} in the weights, {list(want)} in the config{more}"
+    if missing:
+        return f"the weights lack {missing[0]}{more}"
+    return f"the weights hold {unexpected[0]}, which the config's model does not have{more}"

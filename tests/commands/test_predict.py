@@ -1,6 +1,8 @@
 """``gmvae predict``: the CSV a user gets from images, folders or an .npy, on a tiny model."""
 
 import csv
+import json
+import re
 
 import numpy as np
 import pytest
@@ -92,3 +94,19 @@ def test_bad_inputs_are_one_line_errors(tiny, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert run(str(model), str(tmp_path / "x.npy"), str(tmp_path), "--out", out) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_model_json_that_does_not_match_its_weights_is_one_line(tiny, tmp_path, capsys):
+    model, _, x = tiny
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(model.read_bytes())
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["network"]["latent_size"] = 12  # the weights have 8
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    np.save(tmp_path / "x.npy", x)
+    assert run(str(copy), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gmvae: error:"), err
+    assert f"{copy}: weights do not match {copy.with_suffix('.json')}" in err
+    assert re.search(r"has shape \[\d+, 8\] in the weights, \[\d+, 12\] in the config", err)
+    assert "more difference(s)" in err
