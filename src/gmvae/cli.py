@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from gmvae.cli_parser import OneLineErrorParser, check_config_files
+from gmvae.cli_parser import OneLineErrorParser, check_config_files, command_summary, suggestion
 from gmvae.errors import ConfigError, DiskFullError, GMVAEError
 from gmvae.export import ModelCard, save_model
 from gmvae.files import DISK_FULL, atomic_write_json, is_disk_full
@@ -55,10 +55,27 @@ TOOL_COMMANDS: dict[str, str] = {
     "curves": "gmvae.commands.curves:main",
     "reproduce": "gmvae.commands.reproduce:main",
 }
+# The training commands, run by LightningCLI, with what `gmvae --help` says of them.
+TRAINER_COMMANDS: dict[str, str] = {
+    "fit": "train a model, test its best checkpoint, write metrics.json and model.safetensors",
+    "validate": "score a checkpoint (--ckpt_path) on the validation split",
+    "test": "score a checkpoint (--ckpt_path) on the test set",
+}
+DESCRIPTION = (
+    "gmvae: a semi-supervised Gaussian-mixture VAE that learns from many images and few labels."
+)
 # How `gmvae fit` builds its CLI; `gmvae tune` builds its trials the same way.
 CLI_DEFAULTS: dict[str, Any] = {
     "seed_everything_default": 0,
     "parser_class": OneLineErrorParser,  # one-line errors instead of pages of usage
+    "parser_kwargs": {
+        "prog": "gmvae",
+        "description": DESCRIPTION,
+        **{
+            name: {"description": f"gmvae {name}: {text}"}
+            for name, text in TRAINER_COMMANDS.items()
+        },
+    },
     "trainer_defaults": {
         "use_distributed_sampler": False,  # our batch sampler shards by rank itself
         "max_epochs": 200,
@@ -71,6 +88,11 @@ AUTOSAVE_MINUTES = 2
 
 
 class GMVAECLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test; ``gmvae predict`` is a command of its own (TOOL_COMMANDS)."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k in TRAINER_COMMANDS}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.image_shape", "model.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
@@ -283,6 +305,21 @@ def _user_error(exc: BaseException) -> GMVAEError | None:
     return found
 
 
+def usage() -> str:
+    """``gmvae --help``: every command with one line on what it does."""
+    described = dict(TRAINER_COMMANDS)
+    for name, target in TOOL_COMMANDS.items():
+        module = importlib.import_module(target.partition(":")[0])
+        described[name] = command_summary(module.__doc__ or "")
+    described["tune"] += " (needs: pip install 'gmvae[tune]')"
+    width = max(map(len, described)) + 2
+    lines = ["usage: gmvae COMMAND [options]   (gmvae COMMAND --help for its options)", ""]
+    lines += [DESCRIPTION, "", "commands:"]
+    lines += [f"  {name:<{width}}{text}" for name, text in described.items()]
+    lines += ["", "--verbose (any command): the full traceback of an error, not its one line"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gmvae`` console script; errors exit with status 2, no traceback.
 
@@ -294,6 +331,15 @@ def main(argv: list[str] | None = None) -> None:
     OneLineErrorParser.verbose = verbose
     if argv is None:
         sys.argv[1:] = args
+    if not args or args[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        raise SystemExit(0 if args else 2)
+    if not args[0].startswith("-") and args[0] not in {*TOOL_COMMANDS, *TRAINER_COMMANDS}:
+        hint = suggestion(args[0], [*TRAINER_COMMANDS, *TOOL_COMMANDS], prefix="")
+        print(
+            f"gmvae: error: unknown command {args[0]!r}{hint}\n(see: gmvae --help)", file=sys.stderr
+        )
+        raise SystemExit(2)
     try:
         if args and args[0] in TOOL_COMMANDS:
             module, _, function = TOOL_COMMANDS[args[0]].partition(":")

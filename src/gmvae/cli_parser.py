@@ -7,8 +7,12 @@ and what is wrong with it.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import difflib
 import re
 import sys
+import typing
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,8 +34,46 @@ class OneLineErrorParser(LightningArgumentParser):
         parser: ArgumentParser = getattr(ex, "subcommand_parser", None) or self
         command = " ".join(["gmvae", *parser.prog.replace(" [options]", "").split()[1:]])
         text = message.strip() if self.verbose else _concise(message)
+        unknown = _unknown_option(text)
+        if unknown:
+            text = f"unknown option --{unknown}{suggestion(unknown, known_keys(parser))}"
         sys.stderr.write(f"gmvae: error: {text}\n(see: {command} --help)\n")
         self.exit(2)
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse for the tool commands, with errors worded as ``gmvae fit``'s: one line, an
+    unknown option named with the closest known one, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        unknown = _unknown_option(message)
+        if unknown:
+            known = [o[2:] for o in self._option_string_actions if o.startswith("--")]
+            message = f"unknown option --{unknown}{suggestion(unknown, known)}"
+        sys.stderr.write(f"gmvae: error: {message}\n(see: {self.prog} --help)\n")
+        self.exit(2)
+
+
+def _unknown_option(message: str) -> str | None:
+    """The option (without ``--``) an "unknown option" / "unrecognized arguments" error names."""
+    found = re.match(r"(?:unknown option|unrecognized arguments:) --([^\s=;]+)", message.strip())
+    return found.group(1) if found else None
+
+
+def known_keys(parser: ArgumentParser) -> set[str]:
+    """Every option of a jsonargparse parser as a dotted key, the fields of dataclass-typed
+    options (``model.loss.knn_k``) included: they have no action of their own."""
+    keys: set[str] = set()
+    for action in parser._actions:
+        dest = getattr(action, "dest", "")
+        if not dest or dest == "help":
+            continue
+        keys.add(dest)
+        hint = getattr(action, "_typehint", None)
+        for cls in (hint, *typing.get_args(hint)):
+            if dataclasses.is_dataclass(cls):
+                keys.update(f"{dest}.{f.name}" for f in dataclasses.fields(cls))
+    return keys
 
 
 def _concise(message: str) -> str:
@@ -92,3 +134,27 @@ def check_config_files(args: list[str]) -> None:
             raise ConfigError(f"{path}{where}: not valid YAML: {what}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def suggestion(given: str, known: list[str] | set[str], prefix: str = "--") -> str:
+    """``"; did you mean --model.loss.knn_k?"`` for the closest known name, or ``""``.
+
+    A dotted key is compared with its siblings first (the options under the same parent:
+    ``model.loss.k`` is meant for one of the loss options), a name it begins first of all.
+    """
+    parent, _, leaf = given.rpartition(".")
+    siblings = sorted(k.rpartition(".")[2] for k in known if parent and k.startswith(parent + "."))
+    siblings = [k for k in siblings if "." not in k]
+    starting = [k for k in siblings if k.startswith(leaf)]
+    close = starting if len(starting) == 1 else difflib.get_close_matches(leaf, siblings, 1, 0.3)
+    if close:
+        return f"; did you mean {prefix}{parent}.{close[0]}?"
+    close = difflib.get_close_matches(given, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
+
+
+def command_summary(doc: str) -> str:
+    """A command module's first docstring line without its usage: what ``gmvae --help`` shows."""
+    line = doc.strip().splitlines()[0] if doc.strip() else ""
+    line = line.split(": ", 1)[1] if line.startswith("``") and ": " in line else line
+    return line.rstrip(".")

@@ -7,13 +7,13 @@ panel of its own. The merged table goes beside the PNG as ``.csv``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 from pathlib import Path
 
 import numpy as np
 
+from gmvae.cli_parser import ToolParser
 from gmvae.commands import figure_io
 from gmvae.figures import epoch_metrics
 from gmvae.plotting import training_curves
@@ -29,7 +29,7 @@ def _write_csv(f: io.BytesIO, epochs: np.ndarray, series: dict[str, np.ndarray])
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gmvae curves", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="gmvae curves", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a run directory holding metrics.csv")
     figure_io.add_output_arguments(parser, ".csv")
     args = parser.parse_args(argv)

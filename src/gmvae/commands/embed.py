@@ -7,11 +7,11 @@ PNG as ``.csv`` (``index`` into the test set, ``label``, ``x``, ``y``).
 
 from __future__ import annotations
 
-import argparse
 import io
 
 import numpy as np
 
+from gmvae.cli_parser import ToolParser
 from gmvae.commands import figure_io
 from gmvae.export import load_model
 from gmvae.figures import encoded_features, subsample, tsne_2d
@@ -27,7 +27,7 @@ def _write_csv(f: io.BytesIO, indices: np.ndarray, labels: np.ndarray, points: n
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gmvae embed", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="gmvae embed", description=__doc__.split("\n")[0])
     figure_io.add_model_argument(parser)
     figure_io.add_output_arguments(parser, ".csv")
     figure_io.add_data_arguments(parser)

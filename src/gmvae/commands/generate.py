@@ -6,10 +6,9 @@ Row k holds decodings of z ~ p(z|y = k); the images go beside the PNG as ``.npz`
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
+from gmvae.cli_parser import ToolParser
 from gmvae.commands import figure_io
 from gmvae.export import load_model
 from gmvae.figures import generated_grid
@@ -17,7 +16,7 @@ from gmvae.plotting import image_grid
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gmvae generate", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="gmvae generate", description=__doc__.split("\n")[0])
     figure_io.add_model_argument(parser)
     figure_io.add_output_arguments(parser, ".npz")
     parser.add_argument("--per-class", type=int, default=10, help="images per category (row)")

@@ -9,7 +9,6 @@ into the ``.npy``), ``predicted`` (the class name), then ``prob_<class>`` for ev
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gmvae.cli_parser import ToolParser
 from gmvae.data.arrays import to_float
 from gmvae.data.images import decode_many, list_files, warn_skipped
 from gmvae.data.layout import to_images
@@ -28,7 +28,7 @@ from gmvae.model.gmvae import GMVAE
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gmvae predict", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="gmvae predict", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="model file (.safetensors, with its .json beside it)")
     parser.add_argument("inputs", nargs="+", help="image files, folders, or one .npy file")
     parser.add_argument("--out", required=True, help="CSV file to write")

@@ -7,10 +7,9 @@ The data goes beside the PNG as ``.npz`` (``originals``, ``reconstructions``
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
+from gmvae.cli_parser import ToolParser
 from gmvae.commands import figure_io
 from gmvae.data.arrays import to_float
 from gmvae.export import load_model
@@ -19,7 +18,7 @@ from gmvae.plotting import image_grid
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gmvae reconstruct", description=__doc__.split("\n")[0])
+    parser = ToolParser(prog="gmvae reconstruct", description=__doc__.split("\n")[0])
     figure_io.add_model_argument(parser)
     figure_io.add_output_arguments(parser, ".npz")
     figure_io.add_data_arguments(parser)

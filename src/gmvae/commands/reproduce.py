@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 import gmvae
+from gmvae.cli_parser import ToolParser
 from gmvae.errors import ConfigError
 from gmvae.experiments import EXPERIMENTS, Experiment
 from gmvae.files import atomic_write_json
@@ -165,7 +166,7 @@ def _write(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="gmvae reproduce",
         description=__doc__.split("\n")[0],
         epilog="experiments: "

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from gmvae.cli_parser import ToolParser
 from gmvae.errors import ConfigError
 
 HEADER = "# gmvae tune: best trial of study"
@@ -102,7 +103,7 @@ def _cli_value(value: Any) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="gmvae tune",
         description=__doc__.split("\n")[0],
         epilog="Other --key value options are passed to every trial (e.g. --trainer.max_epochs 20).",
@@ -122,6 +123,16 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--warmup-epochs", type=int, default=1, help="epochs never pruned")
     parser.add_argument("--force", action="store_true", help="overwrite --out even if not ours")
+    try:  # the optional extra, checked before the options: nothing else matters without it
+        import optuna
+        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+        from optuna_integration import PyTorchLightningPruningCallback
+    except ImportError:
+        if not {"-h", "--help"} & set(argv):
+            raise ConfigError(
+                "gmvae tune needs Optuna, which is not installed: pip install 'gmvae[tune]' "
+                "(optuna, optuna-integration)"
+            ) from None
     args, overrides = parser.parse_known_args(argv)
     if args.trials < 1:
         raise ConfigError(f"--trials {args.trials} must be >= 1")
@@ -132,14 +143,6 @@ def main(argv: list[str]) -> int:
     space = read_space(args.space)
     out = Path(args.out)
     _check_out(out, args.study_name, force=args.force)
-    try:
-        import optuna
-        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-        from optuna_integration import PyTorchLightningPruningCallback
-    except ImportError:
-        raise ConfigError(
-            "gmvae tune needs Optuna: pip install 'gmvae[tune]' (optuna, optuna-integration)"
-        ) from None
 
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 4.9 - 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
