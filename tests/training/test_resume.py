@@ -133,6 +133,23 @@ def test_a_run_with_weight_averaging_resumes_exactly(tmp_path):
     assert (run / model).read_bytes() == (reference / model).read_bytes()
 
 
+def test_last_ckpt_holds_every_epochs_end_when_the_best_was_earlier(tmp_path):
+    """The best-model checkpoint rewrites last.ckpt only with a new best; after an epoch
+    without one, a kill must still resume from that epoch's end, not from the last best."""
+    run = tmp_path / "run"
+    # "best" = the highest validation loss: the first epoch, as the loss falls. No
+    # in-epoch saves; killed in epoch 2 (steps 30-44), after epoch 1's validation.
+    command = _fit_command(
+        run, tmp_path / "killed", 35, "train", "--checkpoint.monitor", "val/loss",
+        "--checkpoint.mode", "max", "--autosave.every_n_train_steps", "null", "--trainer.max_epochs", "3",
+    )  # fmt: skip
+    assert _gmvae(command).returncode == -9
+    last = load_checkpoint_safely(run / "checkpoints" / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (1, 30)  # epoch 1 done
+    best = load_checkpoint_safely(run / "checkpoints" / "best-epoch000.ckpt")
+    assert best["global_step"] == 15
+
+
 def test_a_resume_may_not_change_what_the_run_is(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
