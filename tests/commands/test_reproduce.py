@@ -1,11 +1,19 @@
 """The results runner on the offline digits demo: runs, tabulates, resumes."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from gmvae.cli import main
 from gmvae.results import BEGIN, END, _summary, write_table
+from gmvae.training.checkpoint_io import load_checkpoint_safely
+
+from ..conftest import REPO
 
 
 def reproduce(*args: str) -> int:
@@ -111,3 +119,35 @@ def test_summary_is_mean_sample_std_and_best():
     assert _summary([1.0, 2.0, 3.0], lower_is_better=True, best=False) == "2.00 ± 1.00"
     assert _summary([90.0, 94.0], lower_is_better=False, best=True) == "92.00 ± 2.83 (best 94.00)"
     assert _summary([5.0], lower_is_better=True, best=True) == "5.00 (1 seed)"
+
+
+@pytest.mark.slow
+def test_a_run_killed_midway_resumes_from_its_last_checkpoint(tmp_path):
+    """A call killed during a run (preemption, out of memory) continues that run from its
+    last.ckpt on the next call, instead of setting it aside and starting again."""
+    out, table = tmp_path / "runs", tmp_path / "RESULTS.md"
+    command = [sys.executable, "-m", "gmvae", "reproduce", "--experiments", "digits-demo"]
+    command += ["--seeds", "1", "--max-epochs", "6", "--out-dir", str(out), "--table", str(table)]
+    run = out / "digits-demo" / "epochs-6" / "seed-0"
+    first = subprocess.Popen(command, cwd=REPO, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoints" / "best-epoch001.ckpt").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "finished before the kill"
+            time.sleep(0.02)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not (run / "metrics.json").exists()
+    saved = load_checkpoint_safely(run / "checkpoints" / "last.ckpt")["global_step"]
+    assert saved > 0
+
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "resuming the unfinished earlier attempt" in second.stdout
+    assert not list(run.parent.glob("seed-0.attempt-*"))  # nothing set aside
+    record = json.loads((run / "reproduce.json").read_text())
+    assert record["status"] == "finished" and record["attempts"] == 2
+    log = (run / "fit.log").read_text()
+    assert "Restoring states from the checkpoint" in log  # continued, not restarted
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 6

@@ -6,7 +6,9 @@
 Each (experiment, seed) is one ``gmvae fit`` in a subprocess (a crash or an
 out-of-memory in one run leaves the others alone), in
 ``OUT/<experiment>/epochs-<E>/seed-<S>/``. A run whose ``metrics.json`` exists is
-never run again, so an interrupted call resumes where it stopped. Runs go seed by
+never run again; one that was cut short (killed, preempted, out of memory) continues
+from its ``checkpoints/last.ckpt`` with the same command, so an interrupted call
+resumes where it stopped. Runs go seed by
 seed (seed 0 of every experiment first). The table, the paper's values beside ours,
 is rewritten after every run.
 """
@@ -14,6 +16,7 @@ is rewritten after every run.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -35,6 +38,8 @@ from gmvae.results import (
     scan,
     write_table,
 )
+
+LAST = Path("checkpoints") / "last.ckpt"
 
 
 def _default_configs() -> Path:
@@ -105,6 +110,26 @@ def _set_aside(path: Path) -> Path:
     return target
 
 
+def _earlier_attempt(path: Path) -> dict | None:
+    """The record of an unfinished earlier attempt in ``path``; None when ``path`` is empty."""
+    if not path.exists() or not any(path.iterdir()):
+        return None
+    if not (path / RECORD).is_file():
+        raise ConfigError(
+            f"{path} exists but was not made by gmvae reproduce; refusing to write into it"
+        )
+    try:
+        return json.loads((path / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}  # unreadable: not resumable, set aside
+
+
+def _resumable(path: Path, earlier: dict, argv: list[str]) -> bool:
+    """Continue an attempt from its last.ckpt when it ran the very same command; one with
+    other arguments (another data dir, a newer reproduce) is set aside and run afresh."""
+    return earlier.get("argv") == argv and (path / LAST).is_file()
+
+
 def _run_one(
     experiment: Experiment, config: Path, epochs: int, seed: int, args: argparse.Namespace
 ) -> bool:
@@ -119,11 +144,9 @@ def _run_one(
     if args.dry_run:
         print(f"{label}: would run: {shlex.join(['gmvae', *fit])}")
         return False
-    if path.exists() and any(path.iterdir()):
-        if not (path / RECORD).is_file():
-            raise ConfigError(
-                f"{path} exists but was not made by gmvae reproduce; refusing to write into it"
-            )
+    earlier = _earlier_attempt(path)
+    resume = earlier is not None and _resumable(path, earlier, ["gmvae", *fit])
+    if earlier is not None and not resume:
         print(f"{label}: an earlier attempt did not finish; moved to {_set_aside(path)}")
     path.mkdir(parents=True, exist_ok=True)
     record = {
@@ -136,15 +159,23 @@ def _run_one(
         "machine": machine_description(),
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "attempts": 1,
     }
+    spent = 0.0
+    if resume:
+        record["started"] = earlier.get("started", record["started"])
+        record["attempts"] = int(earlier.get("attempts", 1)) + 1
+        spent = float(earlier.get("wall_seconds") or 0.0)  # a killed attempt recorded none
+        print(f"{label}: resuming the unfinished earlier attempt from {path / LAST}", flush=True)
     atomic_write_json(path / RECORD, record)
     print(f"{label}: running {record['command']}", flush=True)
     start = time.monotonic()
-    with (path / "fit.log").open("w") as log:
+    argv = [*fit, "--ckpt_path", "last"] if resume else fit
+    with (path / "fit.log").open("a" if resume else "w") as log:
         done = subprocess.run(
-            [sys.executable, "-m", "gmvae", *fit], stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "gmvae", *argv], stdout=log, stderr=subprocess.STDOUT
         )
-    record["wall_seconds"] = round(time.monotonic() - start, 1)
+    record["wall_seconds"] = round(spent + time.monotonic() - start, 1)
     record["returncode"] = done.returncode
     finished = done.returncode == 0 and (path / "metrics.json").is_file()
     record["status"] = "finished" if finished else "failed"
