@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 
 from gmvae.config import NetworkConfig
+from gmvae.model.fast_kernels import FAST_LAYERS
 from gmvae.model.gmvae import GMVAE
-from gmvae.model.layers import FAST_LAYERS
 
 SHAPES = {"mnist": (1, 28, 28), "svhn": (3, 32, 32)}
 

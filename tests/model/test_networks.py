@@ -5,7 +5,7 @@ from torch import nn
 from gmvae.config import NetworkConfig
 from gmvae.errors import ConfigError
 from gmvae.model import GMVAE
-from gmvae.model.layers import (
+from gmvae.model.fast_kernels import (
     FAST_LAYERS,
     Col2imConvTranspose2d,
     FullExtentConv2d,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from gmvae.errors import ConfigError
-from gmvae.model.layers import (
+from gmvae.model.fast_kernels import (
     Col2imConvTranspose2d,
     DoublingConvTranspose2d,
     FullExtentConv2d,
