@@ -125,7 +125,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from gmvae.estimator import GMVAEClassifier
+    >>> from gmvae import GMVAEClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X / 16.0                   # (1797, 64) in [0, 1]
     >>> y_few = y.copy()

@@ -21,6 +21,7 @@ from gmvae.config import NetworkConfig, coerce
 from gmvae.errors import DataError
 from gmvae.io.atomic import atomic_write_bytes, atomic_write_json
 from gmvae.io.checkpoint import load_checkpoint_safely
+from gmvae.model.fast_kernels import convert_fast_kernels
 from gmvae.model.gmvae import GMVAE
 
 FORMAT = "gmvae-model"
@@ -116,7 +117,7 @@ def _card(meta: dict[str, Any], error: str) -> ModelCard:
 
 
 def _build(card: ModelCard, state: dict[str, Any], error: str) -> GMVAE:
-    model = GMVAE(card.image_shape, card.num_classes, card.network)
+    model = convert_fast_kernels(GMVAE(card.image_shape, card.num_classes, card.network))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

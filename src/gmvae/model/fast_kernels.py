@@ -1,4 +1,5 @@
-"""Convolution layers that compute the same maths as PyTorch's with faster kernels.
+"""Convolution layers that compute the same maths as PyTorch's with faster kernels, and
+:func:`convert_fast_kernels`, which swaps them into the paper's conv stacks.
 
 Seven layers of the conv networks have shapes that oneDNN runs far below the machine's
 peak (docs/PERFORMANCE.md, ``python bench/kernels.py``): the encoder's last convolution
@@ -7,7 +8,9 @@ the decoder's last transposed convolution, which makes one (or three) channels f
 sixteen; and the weight gradients of the four 4x4 stride-2 layers. Each layer here
 subclasses the plain PyTorch layer (same parameters, same state dict, so checkpoints
 load either way) and takes the plain path when ``as_matmul`` is off: that is
-``model.fast_kernels=false``, the benchmark baseline.
+``model.fast_kernels=false``, the benchmark baseline. :mod:`gmvae.model.networks` builds
+the stacks from PyTorch's layers; the swap is a separate step, as
+``nn.SyncBatchNorm.convert_sync_batchnorm`` is for batch norm.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gmvae.model.networks import ConvDecoder, ConvEncoder
 
 
 def _nhwc(t: torch.Tensor) -> bool:
@@ -276,3 +281,42 @@ def set_fast_kernels(module: nn.Module, enabled: bool) -> None:
             layer.as_matmul = enabled
         elif isinstance(layer, (nn.ReLU, nn.LeakyReLU)):
             layer.inplace = enabled
+
+
+def convert_fast_kernels(module: nn.Module) -> nn.Module:
+    """Swap the seven slow-shaped layers of every conv stack in ``module`` for the ones above.
+
+    In each :class:`ConvEncoder`: the 4x4 stride-2 convolutions (``HalvingConv2d``) and the
+    last one, whose kernel covers its input (``FullExtentConv2d``). In each
+    :class:`ConvDecoder`: the first transposed convolution, from a 1x1 input
+    (``FullExtentConvTranspose2d``), the 4x4 stride-2 ones (``DoublingConvTranspose2d``) and
+    the last one, to few channels (``Col2imConvTranspose2d``). The fast layers subclass the
+    plain ones and add no parameter, so each layer changes class in place: its weights,
+    device, memory format and the random generators are untouched, and a layer already
+    converted stays as it is. MLP stacks have nothing to swap. Returns ``module``.
+    """
+    for stack in module.modules():
+        if isinstance(stack, ConvEncoder):
+            convs = [m for m in stack.modules() if isinstance(m, nn.Conv2d)]
+            for conv in convs[:-1]:
+                if _is_halving(conv):
+                    _swap(conv, HalvingConv2d)
+            _swap(convs[-1], FullExtentConv2d)
+        elif isinstance(stack, ConvDecoder):
+            deconvs = [m for m in stack.modules() if isinstance(m, nn.ConvTranspose2d)]
+            for deconv in deconvs[1:-1]:
+                if _is_halving(deconv):
+                    _swap(deconv, DoublingConvTranspose2d)
+            _swap(deconvs[0], FullExtentConvTranspose2d)
+            _swap(deconvs[-1], Col2imConvTranspose2d)
+    return module
+
+
+def _is_halving(layer: nn.Conv2d | nn.ConvTranspose2d) -> bool:
+    return (layer.kernel_size, layer.stride, layer.padding) == ((4, 4), (2, 2), (1, 1))
+
+
+def _swap(layer: nn.Module, fast: type[nn.Module]) -> None:
+    if type(layer) is fast.__base__:  # a plain layer (a converted one keeps its switch)
+        layer.__class__ = fast
+        layer.as_matmul = True

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Metric:
+class Score:
     """A score in ``metrics.json``: how to show it and which way is better."""
 
     key: str
@@ -20,21 +20,21 @@ class Metric:
     lower_is_better: bool
 
 
-METRICS = {
+SCORES = {
     m.key: m
     for m in (
-        Metric("test_error", "test error (%)", 1.0, True),
-        Metric("test_cluster_accuracy", "clustering ACC (%)", 100.0, False),
-        Metric("test_nmi", "NMI (%)", 100.0, False),
+        Score("test_error", "test error (%)", 1.0, True),
+        Score("test_cluster_accuracy", "clustering ACC (%)", 100.0, False),
+        Score("test_nmi", "NMI (%)", 100.0, False),
     )
 }
 
 
 @dataclass(frozen=True)
 class PaperValue:
-    """What the paper reports for one metric: a mean over 5 seeds, its std or best seed."""
+    """What the paper reports for one score: a mean over 5 seeds, its std or best seed."""
 
-    metric: str
+    score: str  # a key of SCORES
     mean: float | None = None
     std: float | None = None
     best: float | None = None

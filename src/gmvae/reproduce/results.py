@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gmvae.errors import ConfigError, DataError
 from gmvae.io.atomic import atomic_write_bytes
-from gmvae.reproduce.experiments import EXPERIMENTS, METRICS, Experiment
+from gmvae.reproduce.experiments import EXPERIMENTS, SCORES, Experiment
 
 RECORD = "reproduce.json"
 BEGIN = "<!-- gmvae reproduce: begin (generated: text between these markers is replaced) -->"
@@ -117,7 +117,7 @@ def _rows_for(experiment: Experiment, runs: list[Run]) -> list[list[str]]:
     if not budgets:
         reason = f"not run (`gmvae reproduce --experiments {experiment.name}`)"
         for paper in experiment.paper:
-            label = METRICS[paper.metric].label
+            label = SCORES[paper.score].label
             rows.append(
                 [experiment.name, label, paper.text(), f"not measured: {reason}"] + ["-"] * 4
             )
@@ -130,15 +130,15 @@ def _rows_for(experiment: Experiment, runs: list[Run]) -> list[list[str]]:
         trained = sorted({int(r.metrics["epochs"]) for r in done})
         template = next((r.record.get("command_template") for r in group), None)
         for paper in experiment.paper:
-            metric = METRICS[paper.metric]
+            score = SCORES[paper.score]
             values = [
-                metric.scale * float(r.metrics[paper.metric])
+                score.scale * float(r.metrics[paper.score])
                 for r in done
-                if r.metrics.get(paper.metric) is not None
+                if r.metrics.get(paper.score) is not None
             ]
             if values:
                 ours = _summary(
-                    values, lower_is_better=metric.lower_is_better, best=paper.best is not None
+                    values, lower_is_better=score.lower_is_better, best=paper.best is not None
                 )
             else:
                 reason = failed[0].record.get("error", "failed") if failed else "not finished yet"
@@ -148,7 +148,7 @@ def _rows_for(experiment: Experiment, runs: list[Run]) -> list[list[str]]:
             rows.append(
                 [
                     experiment.name,
-                    metric.label,
+                    score.label,
                     paper.text(),
                     ours,
                     ", ".join(str(r.seed) for r in done) or "-",

@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
-from gmvae.model.fast_kernels import set_fast_kernels
+from gmvae.model.fast_kernels import convert_fast_kernels, set_fast_kernels
 from gmvae.model.gmvae import GMVAE
 from gmvae.training.averaging import EvaluationEMA
 from gmvae.training.schedules import gumbel_temperature, linear_warmup
@@ -98,7 +98,7 @@ class GMVAEModule(L.LightningModule):
                 "ema_decay": ema_decay,
             }
         )
-        self.model = GMVAE(image_shape, num_classes, self.network_config)
+        self.model = convert_fast_kernels(GMVAE(image_shape, num_classes, self.network_config))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.fast_kernels = fast_kernels
