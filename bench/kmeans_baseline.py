@@ -21,7 +21,7 @@ from sklearn.decomposition import PCA
 
 from gmvae.data.registry import load_split
 from gmvae.data.split import train_val_split
-from gmvae.metrics import cluster_accuracy, normalized_mutual_info
+from gmvae.training.clustering import cluster_accuracy, normalized_mutual_info
 
 
 def kmeans_scores(

@@ -31,8 +31,8 @@ from generation_judge import judged_samples, load_or_train_judge  # noqa: E402
 
 from gmvae.data.arrays import to_float  # noqa: E402
 from gmvae.data.registry import load_split  # noqa: E402
-from gmvae.export import load_model  # noqa: E402
-from gmvae.metrics import best_cluster_mapping, normalized_mutual_info  # noqa: E402
+from gmvae.io.model_file import load_model  # noqa: E402
+from gmvae.training.clustering import best_cluster_mapping, normalized_mutual_info  # noqa: E402
 
 
 def _epoch(path: Path) -> tuple[int, str]:

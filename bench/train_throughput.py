@@ -33,9 +33,9 @@ import lightning as L
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gmvae.cli import CLI_DEFAULTS, GMVAECLI
+from gmvae.cli.app import CLI_DEFAULTS, GMVAECLI
 from gmvae.data.arrays import ImageArrays, to_float
-from gmvae.model.layers import set_fast_kernels
+from gmvae.model.fast_kernels import set_fast_kernels
 from gmvae.training import GMVAEDataModule, GMVAEModule
 from gmvae.training.datamodule import ArrayDataModule
 

@@ -14,8 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
+from gmvae.model.fast_kernels import convert_fast_kernels, set_fast_kernels
 from gmvae.model.gmvae import GMVAE
-from gmvae.model.layers import set_fast_kernels
 from gmvae.training.averaging import EvaluationEMA
 from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
@@ -49,7 +49,7 @@ class GMVAEModule(L.LightningModule):
         compile: wrap the network in ``torch.compile`` (a slow start; measured no gain
             on CPU before the fast kernels, see docs/PERFORMANCE.md).
         fast_kernels: run the conv layers whose shapes oneDNN runs slowly on matmul-based
-            kernels (gmvae.model.layers), activations in place, and Adam as its fused
+            kernels (gmvae.model.fast_kernels), activations in place, and Adam as its fused
             kernel; the same maths and weights, faster (off gives the plain baseline's
             kernels; docs/PERFORMANCE.md).
         ema_decay: validate, select, test and export an exponential moving average of
@@ -98,7 +98,7 @@ class GMVAEModule(L.LightningModule):
                 "ema_decay": ema_decay,
             }
         )
-        self.model = GMVAE(image_shape, num_classes, self.network_config)
+        self.model = convert_fast_kernels(GMVAE(image_shape, num_classes, self.network_config))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.fast_kernels = fast_kernels
