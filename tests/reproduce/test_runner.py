@@ -49,11 +49,12 @@ def test_runner_writes_the_table_and_skips_finished_runs(tmp_path, capsys):
     errors = [m["test_error"] for m in metrics]
     mean, std = sum(errors) / 2, abs(errors[0] - errors[1]) / 2**0.5
     assert row[3] == f"{mean:.2f} ± {std:.2f}"
-    assert row[4] == "0, 1" and row[5] == "1"
-    assert "--seed_everything $SEED" in row[7] and "seed-$SEED" in row[7]
+    assert row[4] == "-"  # no k-means baseline: not a clustering run
+    assert row[5] == "0, 1" and row[6] == "1"
+    assert "--seed_everything $SEED" in row[8] and "seed-$SEED" in row[8]
     # The paper's experiments that were not run say so.
     assert "not measured: not run" in table_row(text, "svhn-1000")[3]
-    assert table_row(text, "svhn-1000")[4:] == ["-"] * 4
+    assert table_row(text, "svhn-1000")[4:] == ["-"] * 5
     assert table_row(text, "mnist-100")[2] == "1.94 ± 0.49, Table 1"
 
     stamps = [(r / "metrics.json").stat().st_mtime_ns for r in runs]

@@ -59,6 +59,11 @@ class Experiment:
     paper: tuple[PaperValue, ...]
     description: str
 
+    @property
+    def clustering(self) -> bool:
+        """Scored by clustering ACC and NMI (Table 3): no labels, a k-means baseline beside it."""
+        return any(p.score == "test_cluster_accuracy" for p in self.paper)
+
 
 _L_A_ONLY = ("--model.loss.w_metric", "0")
 

@@ -28,6 +28,7 @@ import yaml
 import gmvae
 from gmvae.errors import ConfigError
 from gmvae.io.atomic import atomic_write_json
+from gmvae.reproduce.baseline import BASELINE, write_run_baseline
 from gmvae.reproduce.experiments import EXPERIMENTS, Experiment
 from gmvae.reproduce.results import (
     RECORD,
@@ -138,6 +139,7 @@ def _run_one(
     label = f"{experiment.name} (epochs {epochs}) seed {seed}"
     if (path / "metrics.json").is_file():
         print(f"{label}: finished earlier, skipped")
+        _baseline(experiment, path, label)
         return True
     fit = _fit_args(experiment, config, epochs, args, str(seed))
     template = _shell(["gmvae", *_fit_args(experiment, config, epochs, args, SEED)])
@@ -185,7 +187,21 @@ def _run_one(
     else:
         print(f"{label}: finished in {record['wall_seconds']:.0f} s")
     atomic_write_json(path / RECORD, record)
+    if finished:
+        _baseline(experiment, path, label)
     return finished
+
+
+def _baseline(experiment: Experiment, path: Path, label: str) -> None:
+    """Beside a finished clustering run: k-means on its training split (once)."""
+    if not experiment.clustering or (path / BASELINE).is_file():
+        return
+    result = write_run_baseline(path)
+    print(
+        f"{label}: k-means baseline ACC {100 * result['test_cluster_accuracy']:.2f} %, "
+        f"NMI {100 * result['test_nmi']:.2f} % ({result['seconds']:.0f} s)",
+        flush=True,
+    )
 
 
 def _write(args: argparse.Namespace, argv: list[str]) -> None:
