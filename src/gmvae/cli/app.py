@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
@@ -24,16 +23,14 @@ from lightning.pytorch.loggers import Logger
 from gmvae.cli.parser import OneLineErrorParser
 from gmvae.errors import ConfigError, GMVAEError
 from gmvae.io.atomic import atomic_write_json
-from gmvae.io.checkpoint import SafeCheckpointIO, load_checkpoint_safely
+from gmvae.io.checkpoint import load_checkpoint_safely
 from gmvae.io.model_file import ModelCard, save_model
 from gmvae.runs.autosave import AutosaveCheckpoint
 from gmvae.runs.directory import FINISHED, RunCSVLogger, check_new_run, prepare_resume, resume_step
-from gmvae.runs.guard import NonFiniteLossGuard
-from gmvae.runs.rng_state import RNGState
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
-from gmvae.training.precision import fastest_precision
-from gmvae.training.threads import AUTO, ThreadTuner
+from gmvae.training.threads import AUTO
+from gmvae.training.trainer import default_callbacks, default_plugins, trainer_defaults
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -51,12 +48,7 @@ TOOL_COMMANDS: dict[str, str] = {
 CLI_DEFAULTS: dict[str, Any] = {
     "seed_everything_default": 0,
     "parser_class": OneLineErrorParser,  # one-line errors instead of pages of usage
-    "trainer_defaults": {
-        "use_distributed_sampler": False,  # our batch sampler shards by rank itself
-        "max_epochs": 200,
-        "precision": fastest_precision(),
-        "benchmark": True,  # cudnn autotuner; no effect on CPU
-    },
+    "trainer_defaults": trainer_defaults(),  # the Trainer every entry point builds
 }
 # Default interval of the in-epoch saves of checkpoints/last.ckpt (--autosave.*).
 AUTOSAVE_MINUTES = 2
@@ -135,12 +127,9 @@ class GMVAECLI(LightningCLI):
             given = [] if logger in (None, True) else list(_as_list(logger))
             keep = self._resume_step(root, callbacks)
             config["logger"] = [RunCSVLogger(root, keep_before_step=keep), *given]
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            config["plugins"] = [*plugins, SafeCheckpointIO()]
-        threads = ThreadTuner(self._get(self.config, "threads", AUTO))
-        callbacks = [*callbacks, Timer(), RNGState(), NonFiniteLossGuard(), threads]
+        # What build_trainer adds, added to the Trainer LightningCLI builds from the config.
+        config["plugins"] = default_plugins(config.get("plugins"))
+        callbacks = [*callbacks, *default_callbacks(self._get(self.config, "threads", AUTO))]
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
