@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import Logger
 
 from gmvae.cli.parser import OneLineErrorParser
+from gmvae.compat import subcommand_parser
 from gmvae.errors import ConfigError, GMVAEError
 from gmvae.io.atomic import atomic_write_json
 from gmvae.io.checkpoint import load_checkpoint_safely
@@ -90,17 +91,22 @@ class GMVAECLI(LightningCLI):
             }
         )
 
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads ``--ckpt_path``'s hyper-parameters here, with a bare torch.load;
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """LightningCLI then reads ``--ckpt_path``'s hyper-parameters with a bare torch.load:
         check the file first so that a bad one is one clear error, not a traceback."""
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
             load_checkpoint_safely(ckpt_path, map_location="cpu")
-        super()._parse_ckpt_path()
+
+    def _option(self, config: Any, key: str, default: Any = None) -> Any:
+        """``key`` of the running subcommand's section of ``config`` (or of ``config``)."""
+        section = config[self.subcommand] if self.subcommand else config
+        return section.get(key, default)
 
     def _resuming(self) -> bool:
-        return self.subcommand == "fit" and self._get(self.config_init, "ckpt_path") is not None
+        return self.subcommand == "fit" and self._option(self.config_init, "ckpt_path") is not None
 
     def before_instantiate_classes(self) -> None:
         """A TensorBoard logger without TensorBoard installed: one line, not a traceback."""
@@ -117,6 +123,7 @@ class GMVAECLI(LightningCLI):
                 )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        """(A private hook of LightningCLI, listed in gmvae.compat.)"""
         root = config.get("default_root_dir") or os.getcwd()
         config["default_root_dir"] = root
         logger = config.get("logger")
@@ -129,11 +136,13 @@ class GMVAECLI(LightningCLI):
             config["logger"] = [RunCSVLogger(root, keep_before_step=keep), *given]
         # What build_trainer adds, added to the Trainer LightningCLI builds from the config.
         config["plugins"] = default_plugins(config.get("plugins"))
-        callbacks = [*callbacks, *default_callbacks(self._get(self.config, "threads", AUTO))]
+        callbacks = [*callbacks, *default_callbacks(self._option(self.config, "threads", AUTO))]
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
-        ckpt_path = self._get(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
+        ckpt_path = (
+            self._option(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
+        )
         dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint)]
         return resume_step(ckpt_path, root, dirs)
 
@@ -144,7 +153,7 @@ class GMVAECLI(LightningCLI):
         if not self._resuming():
             check_new_run(run_dir)
             return
-        new_config = self._parser("fit").dump(self.config["fit"], skip_none=False)
+        new_config = subcommand_parser(self, "fit").dump(self.config["fit"], skip_none=False)
         note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
         if note:
             print(f"gmvae: note: {note}", file=sys.stderr)

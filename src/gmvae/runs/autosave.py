@@ -7,6 +7,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from gmvae.compat import epoch_progress
+
 
 class AutosaveCheckpoint(ModelCheckpoint):
     """The in-epoch writer of ``last.ckpt`` (``--autosave.*``): a ``ModelCheckpoint`` that
@@ -26,6 +28,6 @@ class AutosaveCheckpoint(ModelCheckpoint):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        if epoch_progress(trainer).is_last_batch:
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
