@@ -16,7 +16,7 @@ from gmvae.errors import ConfigError, DataError
 from gmvae.estimator import GMVAEClassifier
 from gmvae.training.module import GMVAEModule
 
-SMALL = dict(feature_size=64, latent_size=32, hidden_size=256, knn_k=3, batch_size=64)
+SMALL = dict(feature_size=64, latent_size=32, mlp_hidden_size=256, knn_k=3, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +179,91 @@ def test_threads_fixes_the_count_while_fitting_and_restores_it(digits, monkeypat
     GMVAEClassifier(max_epochs=1, threads=target, random_state=0, **SMALL).fit(x, few)
     assert seen and set(seen) == {target}
     assert torch.get_num_threads() == before
+
+
+def test_every_config_field_is_an_option_of_the_same_name():
+    """The model and loss options are derived from the configs, not copied by hand."""
+    import dataclasses
+
+    from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig
+
+    params = GMVAEClassifier().get_params()
+    for cls, prefix in ((NetworkConfig, ""), (LossConfig, ""), (TemperatureConfig, "temperature_")):
+        for field in dataclasses.fields(cls):
+            assert prefix + field.name in params, field.name
+    assert {"w_reconstruction", "metric", "labeled_generative", "pseudo_labels"} <= set(params)
+    with pytest.raises(TypeError, match="hidden_size"):
+        GMVAEClassifier(hidden_size=3)
+
+
+def test_the_options_reach_the_configs():
+    clf = GMVAEClassifier(
+        w_reconstruction=0.5,
+        labeled_generative=False,
+        mlp_hidden_size=7,
+        temperature_hard=True,
+        metric_kwargs={"margin": 0.1},
+        max_epochs=8,
+    )
+    network, loss, temperature = clf._configs(clustering=False)
+    assert network.mlp_hidden_size == 7
+    assert loss.w_reconstruction == 0.5 and loss.labeled_generative is False
+    assert loss.metric_kwargs == {"margin": 0.1}
+    assert temperature.hard is True and temperature.epochs == 2  # a quarter of max_epochs
+    _, clustering_loss, _ = clf._configs(clustering=True)
+    assert clustering_loss.w_assignment == clustering_loss.w_metric == 0.0
+
+
+def test_fit_trains_on_the_trainer_of_gmvae_fit(digits, monkeypatch):
+    """The same precision, guards, random state and checkpoint IO as `gmvae fit`."""
+    from gmvae.io.checkpoint import SafeCheckpointIO
+    from gmvae.runs.guard import NonFiniteLossGuard
+    from gmvae.runs.rng_state import RNGState
+    from gmvae.training.precision import fastest_precision
+
+    built = []
+    original = gmvae.estimator.build_trainer
+
+    def spy(**options):
+        built.append(original(**options))
+        return built[-1]
+
+    monkeypatch.setattr(gmvae.estimator, "build_trainer", spy)
+    x, few, _, _ = digits
+    GMVAEClassifier(max_epochs=1, random_state=0, **SMALL).fit(x, few)
+    (trainer,) = built
+    assert trainer.precision == fastest_precision()
+    assert {NonFiniteLossGuard, RNGState} <= {type(c) for c in trainer.callbacks}
+    assert isinstance(trainer.strategy.checkpoint_io, SafeCheckpointIO)
+
+
+def test_real_valued_features_are_scaled_by_the_range_learned_at_fit(digits):
+    x, few, x_test, _ = digits
+    x = x.reshape(len(x), -1)
+    x[0, 0], x[1, 0] = 0.0, 1.0  # the range is exactly [0, 1]
+    x_test = x_test.reshape(len(x_test), -1)
+    plain = GMVAEClassifier(max_epochs=1, random_state=0, precision="32-true", **SMALL)
+    plain.fit(x, few)
+    assert plain.scaling_ is None
+    shifted = GMVAEClassifier(max_epochs=1, random_state=0, precision="32-true", **SMALL)
+    shifted.fit(x * 255.0 - 10.0, few)
+    assert float(shifted.scaling_.offset) == -10.0 and float(shifted.scaling_.scale) == 255.0
+    np.testing.assert_allclose(
+        shifted.predict_proba(x_test * 255.0 - 10.0), plain.predict_proba(x_test), atol=1e-4
+    )
+    samples = shifted.sample(3, category=0, random_state=0)
+    assert samples.min() >= -10.0 and samples.max() <= 245.0 and samples.max() > 1.0
+    per_feature = GMVAEClassifier(scaling="feature").set_params(max_epochs=1, **SMALL)
+    per_feature.fit(x * np.arange(1, 65) - 3.0, few)
+    assert per_feature.scaling_.offset.shape == (64,)
+    with pytest.raises(DataError, match="values lie in"):
+        GMVAEClassifier(scaling="none", max_epochs=1).fit(x * 2.0, few)
+    with pytest.raises(ConfigError, match="scaling"):
+        GMVAEClassifier(scaling="minmax", max_epochs=1).fit(x, few)
+
+
+def test_sparse_input_is_refused_clearly():
+    import scipy.sparse
+
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        GMVAEClassifier(max_epochs=1).fit(scipy.sparse.csr_matrix(np.eye(4)), [0, 1, 0, 1])

@@ -3,8 +3,9 @@
 ``config -> data -> model -> losses -> io -> runs -> training -> entry points``: a module
 imports only from its own layer or those below, the entry points (the estimator, the
 CLI, the figures, the reproduction runner) do not import one another, and no two modules
-import each other, even through others. ``io/atomic.py`` (atomic writes) sits with the
-config and the errors: every layer that writes a file uses it, and it needs nothing else.
+import each other, even through others. ``io/atomic.py`` (atomic writes) and ``compat``
+(the private Lightning members used) sit with the config and the errors: layers from the
+data up use them, and they need nothing of gmvae's.
 Every import counts, also those inside functions (``gmvae tune`` imports the CLI lazily).
 """
 
@@ -19,7 +20,7 @@ SRC = Path(gmvae.__file__).resolve().parent
 
 # Lowest first; a module belongs to the layer of its longest matching prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("gmvae.errors", "gmvae.config", "gmvae.io.atomic"),
+    ("gmvae.errors", "gmvae.config", "gmvae.io.atomic", "gmvae.compat"),
     ("gmvae.data",),
     ("gmvae.model",),
     ("gmvae.losses",),

@@ -1,12 +1,18 @@
 """``GMVAEClassifier``: the semi-supervised GMVAE as a scikit-learn estimator.
 
-Training runs on the Lightning Trainer with the same module, loaders and half-labeled
-batch sampler as ``gmvae fit``; model files are the same safetensors + JSON pair.
+Training runs on the Trainer of ``gmvae fit`` (:func:`gmvae.training.trainer.build_trainer`:
+the same precision, NaN guard, random state and checkpoint IO) with the same module,
+loaders and half-labeled batch sampler; model files are the same safetensors + JSON pair.
+The model and loss options are the fields of :mod:`gmvae.config`'s dataclasses and the
+options of :class:`gmvae.training.module.GMVAEModule`, under the same names.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -14,24 +20,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig
 from gmvae.data.arrays import ImageArrays, to_float
 from gmvae.data.layout import from_images, to_images
+from gmvae.data.scaling import InputScaling
 from gmvae.data.split import holdout_split
-from gmvae.errors import ConfigError, DataError
+from gmvae.errors import ConfigError
 from gmvae.io.model_file import ModelCard, load_model, save_model
 from gmvae.training.datamodule import ArrayDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.selection import BestWeights
-from gmvae.training.threads import ThreadTuner
+from gmvae.training.threads import check_threads
+from gmvae.training.trainer import build_trainer
 
 __all__ = ["GMVAEClassifier"]
 
@@ -40,55 +53,134 @@ __all__ = ["GMVAEClassifier"]
 MIN_LABELED_FOR_VALIDATION = 10
 
 
-class GMVAEClassifier(ClassifierMixin, BaseEstimator):
+def _config_options(cls: type, prefix: str = "") -> dict[str, Any]:
+    """A config dataclass's fields as estimator options: {prefix + name: default}.
+
+    A mutable default (``metric_kwargs``'s dict) becomes None: scikit-learn parameters
+    are plain values, and None stands for the dataclass's own default.
+    """
+    return {
+        prefix + f.name: None if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(cls)
+    }
+
+
+def _module_options() -> dict[str, Any]:
+    """GMVAEModule's own options (lr, ema_decay, channels_last, ...), with their defaults."""
+    skip = {"self", "image_shape", "num_classes", "network", "loss", "temperature"}
+    params = inspect.signature(GMVAEModule.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.name not in skip}
+
+
+NETWORK_OPTIONS = _config_options(NetworkConfig)
+LOSS_OPTIONS = _config_options(LossConfig)
+# temperature_epochs None: a quarter of max_epochs, as the paper's 50 of 200.
+TEMPERATURE_OPTIONS = {
+    **_config_options(TemperatureConfig, "temperature_"),
+    "temperature_epochs": None,
+}
+MODULE_OPTIONS = _module_options()
+# The estimator's own options: the data, the batches, the Trainer.
+ESTIMATOR_OPTIONS: dict[str, Any] = {
+    "n_classes": None,
+    "max_epochs": 50,
+    "batch_size": 100,
+    "labeled_batch_size": None,
+    "eval_batch_size": 1000,
+    "validation_fraction": 0.2,
+    "scaling": "auto",
+    "random_state": None,
+    "accelerator": "auto",
+    "precision": None,
+    "threads": "auto",
+    "log_dir": None,
+    "verbose": False,
+}
+OPTIONS: dict[str, Any] = {}
+for _group in (
+    NETWORK_OPTIONS,
+    LOSS_OPTIONS,
+    TEMPERATURE_OPTIONS,
+    MODULE_OPTIONS,
+    ESTIMATOR_OPTIONS,
+):
+    _clash = set(OPTIONS) & set(_group)
+    assert not _clash, f"estimator options defined twice: {_clash}"
+    OPTIONS.update(_group)
+# Renamed options, read from model files written before the rename.
+_RENAMED = {"hidden_size": "mlp_hidden_size"}
+
+# The checks of sklearn.utils.estimator_checks this estimator cannot meet, and why; see
+# the class docstring ("scikit-learn conformance").
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_classifiers_classes": (
+        "its last problem labels the classes -1 and 1, and -1 marks an unlabeled row (the "
+        "sklearn.semi_supervised convention): one class is left; scikit-learn exempts its own "
+        "semi-supervised estimators from that problem by name"
+    ),
+}
+
+
+def _init(self: Any, **params: Any) -> None:
+    unknown = sorted(set(params) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"GMVAEClassifier got unexpected option(s): {', '.join(unknown)}")
+    for name, default in OPTIONS.items():
+        setattr(self, name, params.get(name, default))
+
+
+_init.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in OPTIONS.items()]
+)
+_init.__doc__ = "Store the options (keyword-only, see the class docstring); nothing else."
+
+
+class GMVAEClassifier(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClassifierMixin, BaseEstimator
+):
     """Semi-supervised GMVAE classifier (Arias Figueroa): many images, few labels.
 
     ``fit(X, y)`` takes images ``X`` and labels ``y`` where ``-1`` marks an unlabeled
-    row (the ``sklearn.semi_supervised`` convention); ``y`` all ``-1`` (or ``None``)
-    clusters into ``n_classes`` groups, with the auxiliary losses switched off.
-    ``X`` is uint8 (0..255) or float in [0, 1], shaped (N, H, W), (N, H, W, C) or (N, D);
-    square 28x28 and 32x32 images get the paper's conv networks, anything else an MLP
-    (``network="auto"``). A ``validation_fraction`` of the rows is held out to pick the
-    best epoch: of the unlabeled rows, and of the labeled rows of each class that has at
-    least 10 (fewer are all needed for training). The best epoch has the highest
-    validation accuracy, ties broken by the lower label-free validation loss (the loss
-    alone when no labeled row was held out).
+    row (the ``sklearn.semi_supervised`` convention; labels that are strings are all
+    labeled); ``y`` all ``-1`` (or ``None``) clusters into ``n_classes`` groups, with the
+    auxiliary losses switched off. ``X`` is shaped (N, H, W), (N, H, W, C) or (N, D):
+    uint8 is read as 0..255, floats in [0, 1] as they are, and other numbers are scaled to
+    [0, 1] by the range learned at ``fit`` (``scaling``). Square 28x28 and 32x32 images get
+    the paper's conv networks, anything else an MLP (``network="auto"``). A
+    ``validation_fraction`` of the rows is held out to pick the best epoch: of the
+    unlabeled rows, and of the labeled rows of each class that has at least 10 (fewer are
+    all needed for training). The best epoch has the highest validation accuracy, ties
+    broken by the lower label-free validation loss (the loss alone when no labeled row was
+    held out). Training is that of ``gmvae fit``: the same Trainer, precision and guards.
 
     Parameters
     ----------
+    Every parameter is keyword-only. The model and the loss take the fields of
+    :mod:`gmvae.config`, under their names and with their defaults (see each class):
+
+    network, feature_size, latent_size, mlp_hidden_size, prior, init
+        :class:`gmvae.config.NetworkConfig`.
+    reconstruction, reconstruction_reduction, w_reconstruction, w_gaussian, \
+w_categorical, w_assignment, w_metric, knn_k, metric, metric_margin, metric_kwargs, \
+labeled_generative, pseudo_label_warmup, align_assignments, pseudo_labels
+        :class:`gmvae.config.LossConfig` (``metric_kwargs=None``: no keyword arguments).
+        The loss weights are those of paper Eq. 7; 0 switches a term off.
+    temperature_start, temperature_end, temperature_epochs, temperature_hard
+        :class:`gmvae.config.TemperatureConfig` (the Gumbel-Softmax temperature);
+        ``temperature_epochs=None`` anneals over a quarter of ``max_epochs``, as the
+        paper's 50 of 200.
+    lr, channels_last, compile, fast_kernels, ema_decay
+        :class:`gmvae.training.module.GMVAEModule`: Adam's learning rate, the memory
+        layout, ``torch.compile``, the fast kernels, the evaluated weight average.
+
+    The estimator's own:
+
     n_classes : int or None
         Number of categories; taken from the labels when there are any, required when
         ``y`` is all -1.
-    network : {"auto", "conv", "mlp"}
-    feature_size, latent_size, hidden_size : int
-        fsz (features x_hat), gsz (latent z), and the MLP's hidden width.
-    prior : {"mixture", "standard"}
-        The paper's learned p(z|y), or N(0, I).
-    reconstruction : {"mse", "bce"}
-    reconstruction_reduction : {"sum", "mean"}
-        Sum L_R over pixels (the ELBO's scale) or average it (the paper's "mean square
-        error"): ``mean`` was much better on MNIST-100, worse on Fashion-100
-        (docs/RESULTS.md).
-    w_gaussian, w_categorical, w_assignment, w_metric : float
-        Loss weights (paper Eq. 7); 0 switches a term off.
-    knn_k, metric_margin : int, float
-        k of the k-NN assignment, margin of the lifted structured loss.
-    pseudo_label_warmup : float
-        Epochs over which the terms that trust k-NN labels ramp in from 0 (0: the
-        paper's constant weights; ``configs/mnist-100.yaml`` uses 1, docs/RESULTS.md).
-    align_assignments : bool
-        Correct the k-NN assignment for the classes it keeps over-assigning
-        (distribution alignment; False: the paper's vote; ``configs/mnist-100.yaml``
-        uses True, docs/RESULTS.md).
-    temperature_start, temperature_end : float
-        Gumbel-Softmax temperature, annealed over ``temperature_epochs`` (default: a
-        quarter of ``max_epochs``, as the paper's 50 of 200).
-    lr, max_epochs : float, int
-        Adam learning rate, training epochs.
-    ema_decay : float
-        Validate, select and keep an exponential moving average of the weights with
-        this decay (0: the trained weights, as in the paper; ``configs/mnist-100.yaml``
-        uses 0.99, docs/RESULTS.md).
+    max_epochs : int
+        Training epochs.
     batch_size, labeled_batch_size : int
         Unlabeled rows per batch, and labeled rows added to each (default: as many as
         ``batch_size``, at most the number of labeled training rows).
@@ -96,10 +188,19 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         Batch size of validation and prediction.
     validation_fraction : float
         Share of rows held out for model selection; 0 keeps the last epoch.
+    scaling : {"auto", "global", "feature", "none"}
+        How ``X`` is mapped onto the [0, 1] the decoder models (:mod:`gmvae.data.scaling`):
+        ``auto`` leaves uint8 and values in [0, 1] as they are and scales anything else
+        by the global minimum and maximum seen at ``fit`` (``global``); ``feature`` scales
+        each feature by its own range; ``none`` refuses values outside [0, 1]. Later
+        data is clipped to the learned range; ``sample`` returns the input's units.
     random_state : int, RandomState or None
         Seeds the split, the initial weights and the batches.
     accelerator : str
         Lightning accelerator: "auto", "cpu", "gpu", ...
+    precision : str or None
+        Lightning precision; None: the fastest that keeps the accuracy on this machine,
+        as ``gmvae fit`` picks it (bf16 autocast where it is native, else fp32).
     threads : "auto" or int
         CPU threads for training: "auto" times the steps and keeps the fastest count
         (the count changes the rounding: repeated fits match bit for bit only with a
@@ -117,10 +218,24 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         The labels, in the order of ``predict_proba``'s columns.
     model_ : GMVAE
         The trained network (eval mode).
+    n_features_in_ : int
+        Values per row of ``X`` (H * W * C for images).
+    scaling_ : InputScaling or None
+        The range learned at ``fit`` (None: ``X`` needed no scaling).
     best_epoch_ : int or None
         The epoch whose weights were kept.
     history_ : list of dict
         Per-epoch ``train/*`` and ``val/*`` metrics.
+
+    Notes
+    -----
+    scikit-learn conformance: the estimator passes
+    ``sklearn.utils.estimator_checks.check_estimator`` (``tests/test_sklearn_checks.py``
+    runs it with a small network and few epochs). ``transform`` gives the features
+    x_hat, so the estimator is also a transformer (float32 out, whatever the input).
+    Labels are encoded as given; ``-1`` marks unlabeled rows, so a classifier with the
+    class ``-1`` cannot be trained. The checks it cannot meet are in
+    ``EXPECTED_FAILED_CHECKS``, each with its reason.
 
     Examples
     --------
@@ -141,80 +256,23 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
     (4, 64)
     """
 
-    def __init__(
-        self,
-        *,
-        n_classes: int | None = None,
-        network: str = "auto",
-        feature_size: int = 100,
-        latent_size: int = 100,
-        hidden_size: int = 512,
-        prior: str = "mixture",
-        reconstruction: str = "mse",
-        reconstruction_reduction: str = "sum",
-        w_gaussian: float = 1.0,
-        w_categorical: float = 1.0,
-        w_assignment: float = 1.0,
-        w_metric: float = 1.0,
-        knn_k: int = 5,
-        metric_margin: float = 2.0,
-        pseudo_label_warmup: float = 0.0,
-        align_assignments: bool = False,
-        temperature_start: float = 1.0,
-        temperature_end: float = 0.5,
-        temperature_epochs: float | None = None,
-        lr: float = 1e-3,
-        ema_decay: float = 0.0,
-        max_epochs: int = 50,
-        batch_size: int = 100,
-        labeled_batch_size: int | None = None,
-        eval_batch_size: int = 1000,
-        validation_fraction: float = 0.2,
-        random_state: int | np.random.RandomState | None = None,
-        accelerator: str = "auto",
-        threads: int | str = "auto",
-        log_dir: str | None = None,
-        verbose: bool = False,
-    ) -> None:
-        self.n_classes = n_classes
-        self.network = network
-        self.feature_size = feature_size
-        self.latent_size = latent_size
-        self.hidden_size = hidden_size
-        self.prior = prior
-        self.reconstruction = reconstruction
-        self.reconstruction_reduction = reconstruction_reduction
-        self.w_gaussian = w_gaussian
-        self.w_categorical = w_categorical
-        self.w_assignment = w_assignment
-        self.w_metric = w_metric
-        self.knn_k = knn_k
-        self.metric_margin = metric_margin
-        self.pseudo_label_warmup = pseudo_label_warmup
-        self.align_assignments = align_assignments
-        self.temperature_start = temperature_start
-        self.temperature_end = temperature_end
-        self.temperature_epochs = temperature_epochs
-        self.lr = lr
-        self.ema_decay = ema_decay
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.labeled_batch_size = labeled_batch_size
-        self.eval_batch_size = eval_batch_size
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.accelerator = accelerator
-        self.threads = threads
-        self.log_dir = log_dir
-        self.verbose = verbose
+    __init__ = _init
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # images (N, H, W) and (N, H, W, C)
+        tags.transformer_tags.preserves_dtype = ["float32"]  # features are float32
+        return tags
 
     # ---- fitting -------------------------------------------------------------------
 
     def fit(self, X: Any, y: Any = None) -> GMVAEClassifier:
         """Train on images ``X`` with labels ``y`` (-1: unlabeled; None: all unlabeled)."""
-        threads = ThreadTuner(self.threads)  # a bad count fails before any work
-        images = to_images(X)
-        row_shape = tuple(np.shape(X)[1:])
+        check_threads(self.threads)  # a bad count fails before any work
+        X = _check_X(X)
+        scaling = InputScaling.fit(X, self.scaling)
+        images = to_images(X if scaling is None else scaling.transform(X))
+        row_shape = tuple(X.shape[1:])
         y_enc, classes = self._encode_labels(y, len(images))
         clustering = not (y_enc >= 0).any()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -239,31 +297,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         else:
             m = self.labeled_batch_size
 
-        network = NetworkConfig(
-            network=self.network,
-            feature_size=self.feature_size,
-            latent_size=self.latent_size,
-            mlp_hidden_size=self.hidden_size,
-            prior=self.prior,
-        )
-        loss = LossConfig(
-            reconstruction=self.reconstruction,
-            reconstruction_reduction=self.reconstruction_reduction,
-            w_gaussian=self.w_gaussian,
-            w_categorical=self.w_categorical,
-            w_assignment=0.0 if clustering else self.w_assignment,
-            w_metric=0.0 if clustering else self.w_metric,
-            knn_k=self.knn_k,
-            metric_margin=self.metric_margin,
-            pseudo_label_warmup=self.pseudo_label_warmup,
-            align_assignments=self.align_assignments,
-        )
-        anneal = self.temperature_epochs
-        temperature = TemperatureConfig(
-            start=self.temperature_start,
-            end=self.temperature_end,
-            epochs=self.max_epochs / 4 if anneal is None else anneal,
-        )
+        network, loss, temperature = self._configs(clustering)
         data = ArrayDataModule(
             train,
             val,
@@ -274,10 +308,12 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
             seed=seed,
         )
         selector = BestWeights(use_accuracy=bool((val.labels >= 0).any()))
-        callbacks: list[L.Callback] = [selector, threads]
         logger: CSVLogger | bool = False
         if self.log_dir is not None:
             logger = CSVLogger(self.log_dir, name="", version="")
+        options = {} if self.precision is None else {"precision": self.precision}
+        if not len(val_idx):  # nothing held out (a few labels per class): keep the last epoch
+            options["limit_val_batches"] = 0
         with torch.random.fork_rng(devices=[]), _quiet(self.verbose):
             torch.manual_seed(seed)
             module = GMVAEModule(
@@ -286,21 +322,21 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
                 network,
                 loss,
                 temperature,
-                self.lr,
-                ema_decay=self.ema_decay,
+                **{name: getattr(self, name) for name in MODULE_OPTIONS},
             )
-            trainer = L.Trainer(
+            trainer = build_trainer(
                 max_epochs=self.max_epochs,
                 accelerator=self.accelerator,
                 devices=1,
                 logger=logger,
-                callbacks=callbacks,
-                enable_checkpointing=False,
+                callbacks=[selector],
+                threads=self.threads,
+                enable_checkpointing=False,  # the best weights are kept in memory
                 enable_progress_bar=self.verbose,
                 enable_model_summary=self.verbose,
                 num_sanity_val_steps=0,
-                use_distributed_sampler=False,
                 default_root_dir=self.log_dir or os.getcwd(),
+                **options,
             )
             trainer.fit(module, datamodule=data)
         if selector.state is not None:
@@ -310,22 +346,49 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         self.class_names_ = tuple(str(c) for c in classes)
         self.image_shape_ = tuple(images.shape[1:])
         self.input_shape_ = row_shape
+        self.n_features_in_ = math.prod(row_shape)
+        self.scaling_ = scaling
         self.best_epoch_ = selector.best_epoch
         self.history_ = selector.history
         return self
 
+    def _configs(self, clustering: bool) -> tuple[NetworkConfig, LossConfig, TemperatureConfig]:
+        """The three configs from the options of the same names (validated by the configs)."""
+        network = NetworkConfig(**{name: getattr(self, name) for name in NETWORK_OPTIONS})
+        loss = {name: getattr(self, name) for name in LOSS_OPTIONS}
+        loss["metric_kwargs"] = dict(loss["metric_kwargs"] or {})
+        if clustering:  # no labels: the auxiliary terms have nothing to learn from
+            loss["w_assignment"] = loss["w_metric"] = 0.0
+        temperature = {
+            name.removeprefix("temperature_"): getattr(self, name) for name in TEMPERATURE_OPTIONS
+        }
+        if temperature["epochs"] is None:
+            temperature["epochs"] = self.max_epochs / 4
+        return network, LossConfig(**loss), TemperatureConfig(**temperature)
+
     def _encode_labels(self, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels as 0..c-1 (-1 kept) and the sorted original labels ``classes_``."""
+        given = y
         if y is None:
             y = np.full(n, -1)
-        y = np.asarray(y)
+        y = column_or_1d(y, warn=True)  # a column vector warns, as scikit-learn's do
         if y.shape != (n,):
-            raise DataError(f"y: expected shape ({n},) to match X, got {y.shape}")
-        if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.all(y == np.round(y))):
-            raise DataError(f"y: labels must be integers with -1 for unlabeled rows, got {y.dtype}")
-        labeled = y != -1
+            raise ConfigError(f"y: expected shape ({n},) to match X, got {y.shape}")
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")  # NaN, inf
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise ConfigError(
+                f"y: labels must be integers (or strings) with -1 for unlabeled rows; {exc}"
+            ) from None
+        labeled = y != -1 if y.dtype.kind in "iufb" else np.ones(n, dtype=bool)
         classes = np.unique(y[labeled])
         if not len(classes):
+            if given is None and not self.n_classes:
+                raise ConfigError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None: "
+                    "give labels (-1 for unlabeled rows), or set n_classes (>= 2) to cluster"
+                )
             if not self.n_classes or self.n_classes < 2:
                 raise ConfigError("y has no labels (all -1): set n_classes (>= 2) to cluster")
             return np.full(n, -1, dtype=np.int64), np.arange(self.n_classes)
@@ -334,8 +397,8 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
                 f"n_classes={self.n_classes} but y holds {len(classes)} classes: {classes.tolist()}"
             )
         if len(classes) < 2:
-            raise DataError(
-                f"y: labeled rows must cover at least 2 classes, got {classes.tolist()}"
+            raise ConfigError(
+                f"y: labeled rows must cover at least 2 classes, got 1 class: {classes.tolist()}"
             )
         encoded = np.full(n, -1, dtype=np.int64)
         encoded[labeled] = np.searchsorted(classes, y[labeled])
@@ -343,9 +406,21 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- inference -----------------------------------------------------------------
 
-    def _batches(self, X: Any) -> Iterator[torch.Tensor]:
+    def _images(self, X: Any) -> torch.Tensor:
+        """``X`` checked against the fitted rows, scaled as at ``fit``, as model images."""
         check_is_fitted(self)
-        images = to_images(X, self.image_shape_)
+        X = _check_X(X)
+        if X.ndim == 2 and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        if self.scaling_ is not None:
+            X = self.scaling_.transform(X)
+        return to_images(X, self.image_shape_)
+
+    def _batches(self, X: Any) -> Iterator[torch.Tensor]:
+        images = self._images(X)
         device = next(self.model_.parameters()).device
         for start in range(0, len(images), self.eval_batch_size):
             yield to_float(images[start : start + self.eval_batch_size]).to(device)
@@ -363,15 +438,21 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
 
     @torch.inference_mode()
     def transform(self, X: Any) -> np.ndarray:
-        """The deterministic features x_hat = g(x), (N, feature_size)."""
+        """The deterministic features x_hat = g(x), (N, feature_size), float32."""
         return torch.cat([self.model_.features(x).cpu() for x in self._batches(X)]).numpy()
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform`` (for ``get_feature_names_out``)."""
+        return self.model_.config.feature_size
 
     def sample(
         self, n_samples: int, category: Any, *, random_state: int | None = None
     ) -> np.ndarray:
         """``n_samples`` images of ``category`` (a label of ``classes_``): z ~ p(z|y), decoded.
 
-        Returned in the layout of the rows given to ``fit``, as floats in [0, 1].
+        Returned in the layout of the rows given to ``fit``, in their units: floats in
+        [0, 1], or mapped back through the scaling learned at ``fit``.
         """
         check_is_fitted(self)
         matches = np.flatnonzero(self.classes_ == category)
@@ -381,7 +462,8 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
             int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         )
         images = self.model_.cpu().sample(int(matches[0]), n_samples, generator=generator)
-        return from_images(images, self.input_shape_)
+        rows = from_images(images, self.input_shape_)
+        return rows if self.scaling_ is None else self.scaling_.inverse_transform(rows)
 
     # ---- files ---------------------------------------------------------------------
 
@@ -400,6 +482,7 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
                     "classes": self.classes_.tolist(),
                     "input_shape": list(self.input_shape_),
                     "best_epoch": self.best_epoch_,
+                    "scaling": None if self.scaling_ is None else self.scaling_.to_json(),
                 }
             },
         )
@@ -410,17 +493,10 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         """A fitted classifier from a model file written by ``save`` or by ``gmvae fit``."""
         model, card = load_model(path)
         saved = card.extra.get("estimator", {})
-        known = cls().get_params()
-        params = {k: v for k, v in saved.get("params", {}).items() if k in known}
-        if not saved:  # a `gmvae fit` model: rebuild the parameters its network implies
-            params = {
-                "n_classes": card.num_classes,
-                "network": card.network.network,
-                "feature_size": card.network.feature_size,
-                "latent_size": card.network.latent_size,
-                "hidden_size": card.network.mlp_hidden_size,
-                "prior": card.network.prior,
-            }
+        params = {_RENAMED.get(k, k): v for k, v in saved.get("params", {}).items()}
+        params = {k: v for k, v in params.items() if k in OPTIONS}
+        if not saved:  # a `gmvae fit` model: the parameters its network implies
+            params = {"n_classes": card.num_classes, **dataclasses.asdict(card.network)}
         est = cls(**params)
         est.model_ = model
         est.classes_ = np.asarray(saved.get("classes", list(range(card.num_classes))))
@@ -428,9 +504,16 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
         est.image_shape_ = tuple(card.image_shape)
         c, h, w = card.image_shape
         est.input_shape_ = tuple(saved.get("input_shape", (h, w) if c == 1 else (h, w, c)))
+        est.n_features_in_ = math.prod(est.input_shape_)
+        est.scaling_ = InputScaling.from_json(saved.get("scaling"))
         est.best_epoch_ = saved.get("best_epoch")
         est.history_ = []
         return est
+
+
+def _check_X(X: Any) -> np.ndarray:
+    """scikit-learn's checks of ``X`` (no sparse input, numbers, finite, not empty), any rank."""
+    return check_array(X, accept_sparse=False, allow_nd=True, dtype="numeric")
 
 
 def _json_safe(value: Any) -> bool:

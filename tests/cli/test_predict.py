@@ -19,7 +19,7 @@ def tiny(tmp_path_factory):
     x = (digits.images * 255 / 16).round().astype(np.uint8)
     y = np.where(np.arange(len(x)) < 200, digits.target, -1)
     clf = GMVAEClassifier(
-        feature_size=16, latent_size=8, hidden_size=32, knn_k=3, max_epochs=1, random_state=0
+        feature_size=16, latent_size=8, mlp_hidden_size=32, knn_k=3, max_epochs=1, random_state=0
     ).fit(x[:600], y[:600])
     path = clf.save(tmp_path_factory.mktemp("model") / "tiny.safetensors")
     return path, clf, x[1000:1012]

@@ -16,24 +16,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
 from gmvae.cli.parser import OneLineErrorParser
+from gmvae.compat import subcommand_parser
 from gmvae.errors import ConfigError, GMVAEError
 from gmvae.io.atomic import atomic_write_json
-from gmvae.io.checkpoint import SafeCheckpointIO, load_checkpoint_safely
+from gmvae.io.checkpoint import load_checkpoint_safely
 from gmvae.io.model_file import ModelCard, save_model
 from gmvae.runs.autosave import AutosaveCheckpoint
 from gmvae.runs.directory import FINISHED, RunCSVLogger, check_new_run, prepare_resume, resume_step
-from gmvae.runs.guard import NonFiniteLossGuard
-from gmvae.runs.rng_state import RNGState
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
-from gmvae.training.precision import fastest_precision
-from gmvae.training.threads import AUTO, ThreadTuner
+from gmvae.training.threads import AUTO
+from gmvae.training.trainer import default_callbacks, default_plugins, trainer_defaults
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -51,12 +49,7 @@ TOOL_COMMANDS: dict[str, str] = {
 CLI_DEFAULTS: dict[str, Any] = {
     "seed_everything_default": 0,
     "parser_class": OneLineErrorParser,  # one-line errors instead of pages of usage
-    "trainer_defaults": {
-        "use_distributed_sampler": False,  # our batch sampler shards by rank itself
-        "max_epochs": 200,
-        "precision": fastest_precision(),
-        "benchmark": True,  # cudnn autotuner; no effect on CPU
-    },
+    "trainer_defaults": trainer_defaults(),  # the Trainer every entry point builds
 }
 # Default interval of the in-epoch saves of checkpoints/last.ckpt (--autosave.*).
 AUTOSAVE_MINUTES = 2
@@ -98,17 +91,22 @@ class GMVAECLI(LightningCLI):
             }
         )
 
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads ``--ckpt_path``'s hyper-parameters here, with a bare torch.load;
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """LightningCLI then reads ``--ckpt_path``'s hyper-parameters with a bare torch.load:
         check the file first so that a bad one is one clear error, not a traceback."""
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
             load_checkpoint_safely(ckpt_path, map_location="cpu")
-        super()._parse_ckpt_path()
+
+    def _option(self, config: Any, key: str, default: Any = None) -> Any:
+        """``key`` of the running subcommand's section of ``config`` (or of ``config``)."""
+        section = config[self.subcommand] if self.subcommand else config
+        return section.get(key, default)
 
     def _resuming(self) -> bool:
-        return self.subcommand == "fit" and self._get(self.config_init, "ckpt_path") is not None
+        return self.subcommand == "fit" and self._option(self.config_init, "ckpt_path") is not None
 
     def before_instantiate_classes(self) -> None:
         """A TensorBoard logger without TensorBoard installed: one line, not a traceback."""
@@ -125,6 +123,7 @@ class GMVAECLI(LightningCLI):
                 )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        """(A private hook of LightningCLI, listed in gmvae.compat.)"""
         root = config.get("default_root_dir") or os.getcwd()
         config["default_root_dir"] = root
         logger = config.get("logger")
@@ -135,16 +134,15 @@ class GMVAECLI(LightningCLI):
             given = [] if logger in (None, True) else list(_as_list(logger))
             keep = self._resume_step(root, callbacks)
             config["logger"] = [RunCSVLogger(root, keep_before_step=keep), *given]
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            config["plugins"] = [*plugins, SafeCheckpointIO()]
-        threads = ThreadTuner(self._get(self.config, "threads", AUTO))
-        callbacks = [*callbacks, Timer(), RNGState(), NonFiniteLossGuard(), threads]
+        # What build_trainer adds, added to the Trainer LightningCLI builds from the config.
+        config["plugins"] = default_plugins(config.get("plugins"))
+        callbacks = [*callbacks, *default_callbacks(self._option(self.config, "threads", AUTO))]
         return super()._instantiate_trainer(config, callbacks)
 
     def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
-        ckpt_path = self._get(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
+        ckpt_path = (
+            self._option(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
+        )
         dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint)]
         return resume_step(ckpt_path, root, dirs)
 
@@ -155,7 +153,7 @@ class GMVAECLI(LightningCLI):
         if not self._resuming():
             check_new_run(run_dir)
             return
-        new_config = self._parser("fit").dump(self.config["fit"], skip_none=False)
+        new_config = subcommand_parser(self, "fit").dump(self.config["fit"], skip_none=False)
         note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
         if note:
             print(f"gmvae: note: {note}", file=sys.stderr)

@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from gmvae.compat import epoch_progress
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
@@ -186,7 +187,8 @@ class GMVAEModule(L.LightningModule):
             if isinstance(saved.get(name), dict):
                 saved[name] = {**vars(cls()), **saved[name]}
         keys = ("image_shape", "num_classes", "network")
-        if self._trainer is not None and self.trainer.state.fn == "fit":
+        trainer = _attached_trainer(self)
+        if trainer is not None and trainer.state.fn == "fit":
             keys = tuple(self.hparams)
         changed = [k for k in keys if k in saved and _plain(saved[k]) != _plain(self.hparams[k])]
         if changed:
@@ -201,10 +203,10 @@ class GMVAEModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Save the training means as a resume needs them: a run resumed from a checkpoint
         taken after an epoch's last batch starts logging the next epoch, from zero."""
-        trainer = self._trainer
+        trainer = _attached_trainer(self)
         if trainer is None or not trainer.training and not trainer.validating:
             return
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        done = epoch_progress(trainer).current.processed
         if done < trainer.num_training_batches:
             return  # mid-epoch: the partial sums continue after the resume
         # With EvaluationEMA, "state_dict" holds the average and "current_model_state"
@@ -308,3 +310,11 @@ def _persistent_mean() -> MeanMetric:
     mean = MeanMetric(nan_strategy="disable")
     mean.persistent(True)
     return mean
+
+
+def _attached_trainer(module: L.LightningModule) -> L.Trainer | None:
+    """The module's Trainer, or None outside one (``module.trainer`` raises there)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
