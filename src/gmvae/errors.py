@@ -1,4 +1,16 @@
-"""The project's own error types: the CLI turns them into one clear line and exit status 2."""
+"""The project's own error types: the CLI turns them into one clear line and exit status 2.
+
+Also how a mistyped option is worded, the same by every parser of the ``gmvae`` commands
+(jsonargparse's for fit / validate / test, :class:`ToolParser` for the others).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from typing import NoReturn
 
 
 class GMVAEError(Exception):
@@ -19,3 +31,39 @@ class TrainingError(GMVAEError):
 
 class DiskFullError(GMVAEError):
     """A write failed because the disk (or the user's quota) is full; nothing was replaced."""
+
+
+def suggestion(given: str, known: list[str] | set[str], prefix: str = "--") -> str:
+    """``"; did you mean --model.loss.knn_k?"`` for the closest known name, or ``""``.
+
+    A dotted key is compared with its siblings first (the options under the same parent:
+    ``model.loss.k`` is meant for one of the loss options), a name it begins first of all.
+    """
+    parent, _, leaf = given.rpartition(".")
+    siblings = sorted(k.rpartition(".")[2] for k in known if parent and k.startswith(parent + "."))
+    siblings = [k for k in siblings if "." not in k]
+    starting = [k for k in siblings if k.startswith(leaf)]
+    close = starting if len(starting) == 1 else difflib.get_close_matches(leaf, siblings, 1, 0.3)
+    if close:
+        return f"; did you mean {prefix}{parent}.{close[0]}?"
+    close = difflib.get_close_matches(given, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse for the tool commands, with errors worded as ``gmvae fit``'s: one line, an
+    unknown option named with the closest known one, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        unknown = unknown_option(message)
+        if unknown:
+            known = [o[2:] for o in self._option_string_actions if o.startswith("--")]
+            message = f"unknown option --{unknown}{suggestion(unknown, known)}"
+        sys.stderr.write(f"gmvae: error: {message}\n(see: {self.prog} --help)\n")
+        self.exit(2)
+
+
+def unknown_option(message: str) -> str | None:
+    """The option (without ``--``) an "unknown option" / "unrecognized arguments" error names."""
+    found = re.match(r"(?:unknown option|unrecognized arguments:) --([^\s=;]+)", message.strip())
+    return found.group(1) if found else None
