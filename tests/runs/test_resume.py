@@ -192,6 +192,9 @@ def test_a_resume_may_not_change_what_the_run_is(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(_fit_command(run, tmp_path / "m", 0, "train", "--print_config"))
     (run / "config.yaml").write_text(capsys.readouterr().out)  # as the killed run wrote it
+    # ... and its first checkpoint (without one there is nothing to mix: a new start)
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": {}, "global_step": 3}, run / "checkpoints" / "last.ckpt")
     with pytest.raises(SystemExit) as exc:
         main(_fit_command(run, tmp_path / "m", 0, "train", "--data.num_labeled", "30"))
     assert exc.value.code == 2
