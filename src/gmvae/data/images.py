@@ -38,7 +38,10 @@ def decode_image(path: str | os.PathLike, size: int, channels: int) -> np.ndarra
             img = img.convert("L" if channels == 1 else "RGB")
             img = img.resize((size, size), Image.Resampling.LANCZOS)
             array = np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+    except Exception as exc:
+        # Pillow's decoders meet damaged files with many types besides OSError (TypeError,
+        # SyntaxError, struct.error, IndexError, ... as found by tests/data/test_folder_fuzz.py):
+        # any of them means the file is not a readable image, to skip and report.
         raise ValueError(_reason(exc)) from None
     if channels == 1:
         return array[None]  # (1, S, S)
