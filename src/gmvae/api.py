@@ -28,6 +28,7 @@ from gmvae.data.layout import from_images, to_images
 from gmvae.data.split import holdout_split
 from gmvae.errors import ConfigError, DataError
 from gmvae.export import ModelCard, load_model, save_model
+from gmvae.suggest import suggest as suggest_rows
 from gmvae.training.datamodule import ArrayDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.selection import BestWeights
@@ -365,6 +366,26 @@ class GMVAEClassifier(ClassifierMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """The deterministic features x_hat = g(x), (N, feature_size)."""
         return torch.cat([self.model_.features(x).cpu() for x in self._batches(X)]).numpy()
+
+    def suggest(
+        self, X: Any, n: int, y: Any = None, *, random_state: int | None = None
+    ) -> np.ndarray:
+        """Indices into ``X`` of the ``n`` images whose labels would help most, best first.
+
+        Typical images of the feature clusters that no label covers yet (the rule and its
+        choices: :mod:`gmvae.suggest`). ``y`` (-1: unlabeled) marks the rows already
+        labeled: they are never suggested and cover their clusters.
+        """
+        features = self.transform(X)
+        labeled = None
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (len(features),):
+                raise DataError(f"y: expected shape ({len(features)},) to match X, got {y.shape}")
+            labeled = y != -1
+        state = self.random_state if random_state is None else random_state
+        seed = int(check_random_state(state).randint(np.iinfo(np.int32).max))
+        return suggest_rows(features, n, labeled=labeled, seed=seed).indices
 
     def sample(
         self, n_samples: int, category: Any, *, random_state: int | None = None
