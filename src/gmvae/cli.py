@@ -45,6 +45,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "reconstruct": "gmvae.commands.reconstruct:main",
     "curves": "gmvae.commands.curves:main",
     "reproduce": "gmvae.commands.reproduce:main",
+    "suggest": "gmvae.commands.suggest:main",
 }
 # How `gmvae fit` builds its CLI; `gmvae tune` builds its trials the same way.
 CLI_DEFAULTS: dict[str, Any] = {
