@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 picks = picks_of(variant, features, pixels, budget, seed)
                 knn = KNeighborsClassifier(1).fit(unit(features)[picks], truth[picks])
                 accuracy = float((knn.predict(unit(features)) == truth).mean())
-                results.setdefault((variant, budget), []).append(
-                    (accuracy, len(set(truth[picks])))
-                )
+                results.setdefault((variant, budget), []).append((accuracy, len(set(truth[picks]))))
     print(f"1-NN accuracy (%) of the picks' labels on the train part, {len(args.models)} seeds")
     print("| labels | " + " | ".join(VARIANTS) + " |")
     print("|---" * (len(VARIANTS) + 1) + "|")

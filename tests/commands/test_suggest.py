@@ -196,6 +196,8 @@ def test_suggest_errors_are_one_line(capsys, tmp_path):
         capsys, "suggest", "digits", "--budget", "3", "--out", out, "--model", "m.safetensors"
     )
     assert "--model m.safetensors: no such file" in err
+    err = fails(capsys, "suggest", str(images), "--budget", "3", "--out", out, "--labeled", "x.csv")
+    assert "--labeled is for the built-in data sets" in err
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "labels.csv").write_text("filename,label\n")
     err = fails(capsys, "suggest", str(images), "--budget", "3", "--out", out)

@@ -64,6 +64,11 @@ def main(argv: list[str]) -> int:
         raise ConfigError(
             f"{args.data}: neither a folder of images nor a data set ({', '.join(DATASETS)})"
         )
+    if is_folder and args.labeled:
+        raise ConfigError(
+            "--labeled is for the built-in data sets; a folder's labels are its class "
+            "folders and labels.csv"
+        )
     out = Path(args.out).expanduser()
     _check_outputs(out, folder if is_folder else None, trains=args.model is None, force=args.force)
 
