@@ -26,7 +26,7 @@ from torch import nn
 
 from gmvae.data.arrays import to_float
 from gmvae.data.registry import load_split
-from gmvae.export import load_model
+from gmvae.io.model_file import load_model
 
 
 class JudgeCNN(nn.Module):

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 
 from gmvae.config import NetworkConfig
+from gmvae.model.fast_kernels import FAST_LAYERS, convert_fast_kernels
 from gmvae.model.gmvae import GMVAE
-from gmvae.model.layers import FAST_LAYERS
 
 SHAPES = {"mnist": (1, 28, 28), "svhn": (3, 32, 32)}
 
@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = GMVAE(SHAPES[args.shape], 10, NetworkConfig()).to(memory_format=torch.channels_last)
+    model = convert_fast_kernels(GMVAE(SHAPES[args.shape], 10, NetworkConfig()))
+    model.to(memory_format=torch.channels_last)
     print(f"{torch.get_num_threads()} threads, batch {args.batch}, {args.shape} shapes")
     inputs = layer_inputs(model, torch.rand(args.batch, *SHAPES[args.shape]))
     for name, layer in model.named_modules():

@@ -9,7 +9,7 @@ their true labels label every other image of it by its nearest pick in the model
 cover, rank the variants cheaply; the chosen one is then measured by training
 (bench/suggest_vs_random.py). Variants:
 
-- ``typical``: the rule of gmvae.suggest (k-means on normalised x_hat, the most typical
+- ``typical``: the rule of gmvae.data.suggest (k-means on normalised x_hat, the most typical
   image of each cluster, uncovered clusters first);
 - ``typical-raw``: the same on x_hat as it is;
 - ``centre``: k-means on normalised x_hat, the image nearest each centroid;
@@ -29,8 +29,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from gmvae.data.arrays import to_float
 from gmvae.data.registry import load_split
 from gmvae.data.split import train_val_split
-from gmvae.export import load_model
-from gmvae.suggest import cluster, suggest
+from gmvae.data.suggest import cluster, suggest
+from gmvae.io.model_file import load_model
 
 VARIANTS = ("typical", "typical-raw", "centre", "typical-pixels", "random")
 

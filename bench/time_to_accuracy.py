@@ -24,6 +24,8 @@ import lightning as L
 # Beside this script: the model, data module and precision, built as gmvae fit builds them.
 from train_throughput import build
 
+from gmvae.training.trainer import build_trainer
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -70,7 +72,7 @@ def main() -> None:
 
     module, dm, precision = build(args.config, ["--data.data_dir", args.data_dir, *overrides])
     clock = AccuracyClock(args.target, args.max_minutes)
-    trainer = L.Trainer(
+    trainer = build_trainer(
         precision=precision,
         max_epochs=args.max_epochs,
         logger=False,
@@ -78,7 +80,6 @@ def main() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,
         callbacks=[clock],
     )
     dm.setup("fit")  # load before the clock starts

@@ -33,11 +33,12 @@ import lightning as L
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gmvae.cli import CLI_DEFAULTS, GMVAECLI
+from gmvae.cli.app import CLI_DEFAULTS, GMVAECLI
 from gmvae.data.arrays import ImageArrays, to_float
-from gmvae.model.layers import set_fast_kernels
+from gmvae.model.fast_kernels import set_fast_kernels
 from gmvae.training import GMVAEDataModule, GMVAEModule
 from gmvae.training.datamodule import ArrayDataModule
+from gmvae.training.trainer import build_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = {"mnist": "configs/mnist-100.yaml", "svhn": "configs/svhn-1000.yaml"}
@@ -142,7 +143,8 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
 def run_steps(module: GMVAEModule, dm: GMVAEDataModule, precision: str, steps: int) -> list[float]:
     """Train ``steps`` steps on a fresh Lightning Trainer; returns each step's seconds."""
     timer = StepTimer()
-    trainer = L.Trainer(
+    # gmvae fit's Trainer (guards and all), at the thread count the timing windows compare.
+    trainer = build_trainer(
         precision=precision,
         max_steps=steps,
         logger=False,
@@ -151,8 +153,8 @@ def run_steps(module: GMVAEModule, dm: GMVAEDataModule, precision: str, steps: i
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        use_distributed_sampler=False,
         callbacks=[timer],
+        threads=torch.get_num_threads(),
     )
     trainer.fit(module, datamodule=dm)
     return timer.durations

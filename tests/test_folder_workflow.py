@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from gmvae.api import GMVAEClassifier
-from gmvae.cli import main
+from gmvae.cli.app import main
 from gmvae.data.images import SkippedFilesWarning, decode_image
+from gmvae.estimator import GMVAEClassifier
 
 from .conftest import QUIET, REPO
 from .data.image_folder import BAD_FILES, write_digit_folder

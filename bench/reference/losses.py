@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from gmvae.losses.metric import lifted_structured_loss
+from gmvae.losses.embedding import lifted_structured_loss
 from reference.network import EPS, AuthorOutput
 
 

@@ -1,3 +1,3 @@
-from gmvae.cli import main
+from gmvae.cli.app import main
 
 main()

@@ -5,11 +5,14 @@ from torch import nn
 from gmvae.config import NetworkConfig
 from gmvae.errors import ConfigError
 from gmvae.model import GMVAE
-from gmvae.model.layers import (
+from gmvae.model.fast_kernels import (
     FAST_LAYERS,
     Col2imConvTranspose2d,
+    DoublingConvTranspose2d,
     FullExtentConv2d,
+    FullExtentConvTranspose2d,
     HalvingConv2d,
+    convert_fast_kernels,
     set_fast_kernels,
 )
 from gmvae.model.networks import ConvDecoder, ConvEncoder
@@ -106,6 +109,7 @@ def test_fast_layers_match_the_plain_convolutions(shape, memory_format, two_thre
     torch.manual_seed(0)
     net = torch.nn.Sequential(ConvEncoder(shape, 100), ConvDecoder(shape, 100)).double()
     net.to(memory_format=memory_format)
+    convert_fast_kernels(net)
     x = torch.rand(4, *shape, dtype=torch.float64).contiguous(memory_format=memory_format)
     fast_layers = [m for m in net.modules() if isinstance(m, FAST_LAYERS)]
     # the encoder's last three convs, every transposed conv of the decoder
@@ -180,3 +184,39 @@ def test_xavier_init_draws_every_weight_xavier_normal_with_zero_biases():
         assert layer.bias is None or (layer.bias == 0).all()
     default = GMVAE((1, 28, 28), 10, NetworkConfig(network="conv"))
     assert not (default.q_y[0].bias == 0).all()  # PyTorch's default keeps random biases
+
+
+@pytest.mark.parametrize("shape", list(ENCODER_SHAPES))
+def test_the_stacks_are_plain_layers_and_the_conversion_swaps_seven(shape):
+    """networks.py builds Tables 4-5 from PyTorch's layers; convert_fast_kernels swaps the
+    seven slow-shaped ones in place: the same parameters, no random draw, idempotent."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(ConvEncoder(shape, 100), ConvDecoder(shape, 100))
+    assert not any(isinstance(m, FAST_LAYERS) for m in net.modules())
+    params = [id(p) for p in net.parameters()]
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    assert convert_fast_kernels(net) is net
+    assert torch.equal(torch.get_rng_state(), rng)
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert [type(m) for m in convs] == [
+        nn.Conv2d,
+        nn.Conv2d,
+        HalvingConv2d,
+        HalvingConv2d,
+        FullExtentConv2d,
+        FullExtentConvTranspose2d,
+        DoublingConvTranspose2d,
+        DoublingConvTranspose2d,
+        nn.ConvTranspose2d,
+        Col2imConvTranspose2d,
+    ]
+    set_fast_kernels(net, False)
+    convert_fast_kernels(net)  # a converted stack stays as it is, its switch included
+    assert [type(m) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))] == [
+        type(m) for m in convs
+    ]
+    assert not any(m.as_matmul for m in net.modules() if isinstance(m, FAST_LAYERS))
+    assert [id(p) for p in net.parameters()] == params
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, state[name]), name

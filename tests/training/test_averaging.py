@@ -11,10 +11,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import load_file
 
-from gmvae.cli import main
+from gmvae.cli.app import main
 from gmvae.errors import ConfigError
+from gmvae.io.checkpoint import load_checkpoint_safely
 from gmvae.training.averaging import EvaluationEMA, warmed_up_decay
-from gmvae.training.checkpoint_io import load_checkpoint_safely
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.selection import BestWeights

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from gmvae.cli import main
+from gmvae.cli.app import main
 from gmvae.training import GMVAEDataModule
 
 from ..conftest import QUIET, REPO

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmvae.cli import main
+from gmvae.cli.app import main
 from gmvae.training.datamodule import GMVAEDataModule
 
 from ..conftest import DEMO, QUIET, TINY_NETWORK, bare_trainer

@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gmvae.cli import main
+from gmvae.cli.app import main
 from gmvae.config import NetworkConfig
 from gmvae.data.sampler import eval_shard
-from gmvae.export import ModelCard, load_model, save_model
+from gmvae.io.model_file import ModelCard, load_model, save_model
 from gmvae.training import GMVAEDataModule, GMVAEModule
 
 from ..conftest import DEMO, QUIET, REPO, bare_trainer

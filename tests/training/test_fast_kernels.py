@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gmvae.model.layers import FAST_LAYERS
+from gmvae.model.fast_kernels import FAST_LAYERS
 from gmvae.training.module import GMVAEModule
 
 NETWORK = {"network": "conv", "feature_size": 16, "latent_size": 8}

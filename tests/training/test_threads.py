@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from gmvae.cli import main
+from gmvae.cli.app import main
 from gmvae.errors import ConfigError
 from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule

@@ -37,7 +37,7 @@ from gmvae.data.images import decode_many, list_files, warn_skipped
 from gmvae.data.locate import cache_dir
 from gmvae.data.split import holdout_split
 from gmvae.errors import DataError
-from gmvae.files import atomic_write_json
+from gmvae.io.atomic import atomic_write_json
 
 UNLABELED_DIR = "unlabeled"
 TEST_DIR = "test"
@@ -144,7 +144,7 @@ def scan_folder(
         raise DataError(
             f"{root}: no labeled images: put each class in a sub-folder named after it, or "
             f"list 'filename,label' rows in {root / LABELS_CSV} (for clustering without "
-            "labels, use gmvae.api.GMVAEClassifier with y = -1)"
+            "labels, use gmvae.estimator.GMVAEClassifier with y = -1)"
         )
     return FolderListing(
         root, tuple(entries), class_names, has_test_dir, tuple(problems), digest.hexdigest()

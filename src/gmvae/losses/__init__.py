@@ -2,7 +2,7 @@
 
 from gmvae.losses.assignment import AlignedAssignment, knn_assign
 from gmvae.losses.elbo import categorical_kl, gaussian_kl, log_normal, reconstruction_loss
-from gmvae.losses.metric import build_metric_loss, lifted_structured_loss
+from gmvae.losses.embedding import build_metric_loss, lifted_structured_loss
 from gmvae.losses.total import GMVAELoss, LossTerms
 
 __all__ = [

@@ -12,7 +12,7 @@ from gmvae.config import LossConfig
 from gmvae.errors import ConfigError
 from gmvae.losses.assignment import AlignedAssignment, knn_assign
 from gmvae.losses.elbo import categorical_kl, gaussian_kl, reconstruction_loss
-from gmvae.losses.metric import build_metric_loss
+from gmvae.losses.embedding import build_metric_loss
 from gmvae.losses.propagation import PropagatedAssignment
 from gmvae.model.gmvae import GMVAEOutput
 

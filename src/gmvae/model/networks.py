@@ -7,6 +7,9 @@ choose paddings so that shapes are exact (docs/ARCHITECTURE.md lists every shape
 encoder 28x28: 5/1/0 -> 24, 5/1/0 -> 20, 4/2/1 -> 10, 4/2/1 -> 5, 5/1/0 -> 1
 encoder 32x32: 5/1/0 -> 28, 5/1/0 -> 24, 4/2/1 -> 12, 4/2/1 -> 6, 6/1/0 -> 1
 The decoders mirror them with transposed convolutions.
+
+The layers are PyTorch's own; :func:`gmvae.model.fast_kernels.convert_fast_kernels` swaps
+seven of them for subclasses that compute the same maths with faster kernels.
 """
 
 from __future__ import annotations
@@ -17,13 +20,6 @@ import torch
 from torch import nn
 
 from gmvae.errors import ConfigError
-from gmvae.model.layers import (
-    Col2imConvTranspose2d,
-    DoublingConvTranspose2d,
-    FullExtentConv2d,
-    FullExtentConvTranspose2d,
-    HalvingConv2d,
-)
 
 LEAKY_SLOPE = 0.2
 # (out_channels, kernel, stride, padding) of layers 1-4; layer 5's kernel depends on the size.
@@ -51,18 +47,14 @@ class ConvEncoder(nn.Module):
             )
         layers: list[nn.Module] = []
         for out, k, s, p in _ENCODER_BODY:
-            if (k, s, p) == _HALVING:
-                conv: nn.Conv2d = HalvingConv2d(channels, out)
-            else:
-                conv = nn.Conv2d(channels, out, k, s, p, bias=False)
             layers += [
-                conv,
+                nn.Conv2d(channels, out, k, s, p, bias=False),
                 nn.BatchNorm2d(out),
                 nn.LeakyReLU(LEAKY_SLOPE),
             ]
             channels = out
         layers += [
-            FullExtentConv2d(channels, feature_size, _LAST_KERNEL[size]),
+            nn.Conv2d(channels, feature_size, _LAST_KERNEL[size], bias=False),
             nn.BatchNorm2d(feature_size),
             nn.LeakyReLU(LEAKY_SLOPE),
         ]
@@ -84,23 +76,19 @@ class ConvDecoder(nn.Module):
             )
         layers: list[nn.Module] = [
             nn.Unflatten(1, (latent_size, 1, 1)),
-            FullExtentConvTranspose2d(latent_size, 128, _LAST_KERNEL[size]),
+            nn.ConvTranspose2d(latent_size, 128, _LAST_KERNEL[size], bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(),
         ]
         in_ch = 128
         for out, k, s, p in ((64, *_HALVING), (32, *_HALVING), (16, 5, 1, 0)):
-            if (k, s, p) == _HALVING:
-                deconv: nn.ConvTranspose2d = DoublingConvTranspose2d(in_ch, out)
-            else:
-                deconv = nn.ConvTranspose2d(in_ch, out, k, s, p, bias=False)
             layers += [
-                deconv,
+                nn.ConvTranspose2d(in_ch, out, k, s, p, bias=False),
                 nn.BatchNorm2d(out),
                 nn.ReLU(),
             ]
             in_ch = out
-        layers.append(Col2imConvTranspose2d(in_ch, channels, 5))
+        layers.append(nn.ConvTranspose2d(in_ch, channels, 5))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

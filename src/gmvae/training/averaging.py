@@ -41,7 +41,10 @@ def warmed_up_decay(decay: float, updates: int) -> float:
 
 
 class EvaluationEMA(WeightAveraging):
-    """Validates, selects and exports an EMA of the weights (and batch-norm statistics)."""
+    """Validates, selects and exports an EMA of the weights (and batch-norm statistics).
+
+    It uses private members of WeightAveraging, listed (and checked) in :mod:`gmvae.compat`.
+    """
 
     def __init__(self, decay: float) -> None:
         if not 0.0 < decay < 1.0:

@@ -346,5 +346,5 @@ def _own_generator() -> torch.Generator:
     """A DataLoader without a generator draws its base seed from the global torch RNG at
     every ``iter()``; with one it leaves the global stream, which the model's Gumbel and
     reparameterisation noise use, to the training steps alone (exact resume, see
-    :class:`gmvae.training.resume.RNGState`). No worker processes use the seed."""
+    :class:`gmvae.runs.rng_state.RNGState`). No worker processes use the seed."""
     return torch.Generator().manual_seed(0)

@@ -11,11 +11,12 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from gmvae.compat import epoch_progress
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
+from gmvae.model.fast_kernels import convert_fast_kernels, set_fast_kernels
 from gmvae.model.gmvae import GMVAE
-from gmvae.model.layers import set_fast_kernels
 from gmvae.training.averaging import EvaluationEMA
 from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
@@ -49,7 +50,7 @@ class GMVAEModule(L.LightningModule):
         compile: wrap the network in ``torch.compile`` (a slow start; measured no gain
             on CPU before the fast kernels, see docs/PERFORMANCE.md).
         fast_kernels: run the conv layers whose shapes oneDNN runs slowly on matmul-based
-            kernels (gmvae.model.layers), activations in place, and Adam as its fused
+            kernels (gmvae.model.fast_kernels), activations in place, and Adam as its fused
             kernel; the same maths and weights, faster (off gives the plain baseline's
             kernels; docs/PERFORMANCE.md).
         ema_decay: validate, select, test and export an exponential moving average of
@@ -98,7 +99,7 @@ class GMVAEModule(L.LightningModule):
                 "ema_decay": ema_decay,
             }
         )
-        self.model = GMVAE(image_shape, num_classes, self.network_config)
+        self.model = convert_fast_kernels(GMVAE(image_shape, num_classes, self.network_config))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.fast_kernels = fast_kernels
@@ -186,7 +187,8 @@ class GMVAEModule(L.LightningModule):
             if isinstance(saved.get(name), dict):
                 saved[name] = {**vars(cls()), **saved[name]}
         keys = ("image_shape", "num_classes", "network")
-        if self._trainer is not None and self.trainer.state.fn == "fit":
+        trainer = _attached_trainer(self)
+        if trainer is not None and trainer.state.fn == "fit":
             keys = tuple(self.hparams)
         changed = [k for k in keys if k in saved and _plain(saved[k]) != _plain(self.hparams[k])]
         if changed:
@@ -201,10 +203,10 @@ class GMVAEModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Save the training means as a resume needs them: a run resumed from a checkpoint
         taken after an epoch's last batch starts logging the next epoch, from zero."""
-        trainer = self._trainer
+        trainer = _attached_trainer(self)
         if trainer is None or not trainer.training and not trainer.validating:
             return
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        done = epoch_progress(trainer).current.processed
         if done < trainer.num_training_batches:
             return  # mid-epoch: the partial sums continue after the resume
         # With EvaluationEMA, "state_dict" holds the average and "current_model_state"
@@ -308,3 +310,11 @@ def _persistent_mean() -> MeanMetric:
     mean = MeanMetric(nan_strategy="disable")
     mean.persistent(True)
     return mean
+
+
+def _attached_trainer(module: L.LightningModule) -> L.Trainer | None:
+    """The module's Trainer, or None outside one (``module.trainer`` raises there)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None

@@ -6,7 +6,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from gmvae.metrics import cluster_accuracy, normalized_mutual_info
+from gmvae.training.clustering import cluster_accuracy, normalized_mutual_info
 
 
 class ClusteringScores(Metric):
@@ -14,7 +14,7 @@ class ClusteringScores(Metric):
 
     Both scores need the whole set at once (the best matching is global), so the
     pairs are kept, concatenated across processes, and scored with
-    :mod:`gmvae.metrics`.
+    :mod:`gmvae.training.clustering`.
     """
 
     full_state_update = False

@@ -1,0 +1,269 @@
+"""The ``gmvae`` command: LightningCLI with the paper's run layout and clear errors.
+
+``gmvae fit --config configs/mnist-100.yaml`` trains, keeps the best checkpoint (by
+``checkpoint.monitor``: validation accuracy, or validation loss for the label-free
+clustering runs) and the last, then tests the best one and writes ``metrics.json``.
+Everything a run writes goes under ``--trainer.default_root_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import Logger
+
+from gmvae.cli.parser import OneLineErrorParser
+from gmvae.compat import subcommand_parser
+from gmvae.errors import ConfigError, GMVAEError
+from gmvae.io.atomic import atomic_write_json
+from gmvae.io.checkpoint import load_checkpoint_safely
+from gmvae.io.model_file import ModelCard, save_model
+from gmvae.runs.autosave import AutosaveCheckpoint
+from gmvae.runs.directory import FINISHED, RunCSVLogger, check_new_run, prepare_resume, resume_step
+from gmvae.training.datamodule import GMVAEDataModule
+from gmvae.training.module import GMVAEModule
+from gmvae.training.threads import AUTO
+from gmvae.training.trainer import default_callbacks, default_plugins, trainer_defaults
+
+# Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
+# own: name -> "module:function", the function taking the remaining argv and returning
+# an exit status. (`predict` takes the place of LightningCLI's: model file + images -> CSV.)
+TOOL_COMMANDS: dict[str, str] = {
+    "predict": "gmvae.cli.predict:main",
+    "tune": "gmvae.cli.tune:main",
+    "generate": "gmvae.figures.generate:main",
+    "embed": "gmvae.figures.embed:main",
+    "reconstruct": "gmvae.figures.reconstruct:main",
+    "curves": "gmvae.figures.curves:main",
+    "reproduce": "gmvae.reproduce.runner:main",
+    "suggest": "gmvae.cli.suggest:main",
+}
+# How `gmvae fit` builds its CLI; `gmvae tune` builds its trials the same way.
+CLI_DEFAULTS: dict[str, Any] = {
+    "seed_everything_default": 0,
+    "parser_class": OneLineErrorParser,  # one-line errors instead of pages of usage
+    "trainer_defaults": trainer_defaults(),  # the Trainer every entry point builds
+}
+# Default interval of the in-epoch saves of checkpoints/last.ckpt (--autosave.*).
+AUTOSAVE_MINUTES = 2
+
+
+class GMVAECLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.image_shape", "model.image_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/accuracy",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-epoch{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+                # A resume may save a checkpoint again: replace it, never add "-v1" copies.
+                "checkpoint.enable_version_counter": False,
+            }
+        )
+        parser.add_argument(
+            "--threads",
+            type=int | Literal["auto"],
+            default=AUTO,
+            help="CPU threads: 'auto' times the training steps and keeps the fastest count "
+            "(the count changes the rounding, so runs repeat bit for bit only with a fixed "
+            "count); N fixes it; OMP_NUM_THREADS, when set, fixes it too (docs/PERFORMANCE.md)",
+        )
+        # A second writer of last.ckpt, during epochs, so that a crash loses little.
+        parser.add_lightning_class_args(AutosaveCheckpoint, "autosave")
+        parser.set_defaults(
+            {
+                "autosave.monitor": None,
+                "autosave.save_top_k": 0,
+                "autosave.save_last": True,
+                "autosave.enable_version_counter": False,
+                "autosave.train_time_interval": timedelta(minutes=AUTOSAVE_MINUTES),
+            }
+        )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """LightningCLI then reads ``--ckpt_path``'s hyper-parameters with a bare torch.load:
+        check the file first so that a bad one is one clear error, not a traceback."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            load_checkpoint_safely(ckpt_path, map_location="cpu")
+
+    def _option(self, config: Any, key: str, default: Any = None) -> Any:
+        """``key`` of the running subcommand's section of ``config`` (or of ``config``)."""
+        section = config[self.subcommand] if self.subcommand else config
+        return section.get(key, default)
+
+    def _resuming(self) -> bool:
+        return self.subcommand == "fit" and self._option(self.config_init, "ckpt_path") is not None
+
+    def before_instantiate_classes(self) -> None:
+        """A TensorBoard logger without TensorBoard installed: one line, not a traceback."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.get("trainer.logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            name = str(getattr(logger, "class_path", ""))
+            if name.endswith("TensorBoardLogger") and not any(
+                importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")
+            ):
+                raise ConfigError(
+                    "--trainer.logger TensorBoardLogger needs TensorBoard: "
+                    "pip install 'gmvae[tensorboard]'"
+                )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        """(A private hook of LightningCLI, listed in gmvae.compat.)"""
+        root = config.get("default_root_dir") or os.getcwd()
+        config["default_root_dir"] = root
+        logger = config.get("logger")
+        if logger is not False:
+            # One flat run directory: metrics.csv, config.yaml, checkpoints/, metrics.json.
+            # A logger the user asks for (--trainer.logger TensorBoardLogger ...) comes after
+            # it, so that the run directory and metrics.csv stay where they always are.
+            given = [] if logger in (None, True) else list(_as_list(logger))
+            keep = self._resume_step(root, callbacks)
+            config["logger"] = [RunCSVLogger(root, keep_before_step=keep), *given]
+        # What build_trainer adds, added to the Trainer LightningCLI builds from the config.
+        config["plugins"] = default_plugins(config.get("plugins"))
+        callbacks = [*callbacks, *default_callbacks(self._option(self.config, "threads", AUTO))]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
+        ckpt_path = (
+            self._option(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
+        )
+        dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint)]
+        return resume_step(ckpt_path, root, dirs)
+
+    def before_fit(self) -> None:
+        """Refuse to overwrite another run; on resume, check the options and keep config.yaml."""
+        trainer = self.trainer
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        if not self._resuming():
+            check_new_run(run_dir)
+            return
+        new_config = subcommand_parser(self, "fit").dump(self.config["fit"], skip_none=False)
+        note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
+        if note:
+            print(f"gmvae: note: {note}", file=sys.stderr)
+        for callback in trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.overwrite = True  # the resumed run's config.yaml replaces its own
+
+    def after_fit(self) -> None:
+        """Test the best checkpoint on the test set and write ``metrics.json``."""
+        trainer = self.trainer
+        if trainer.interrupted:
+            return
+        ckpt = trainer.checkpoint_callback
+        best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) else ""
+        # Read the training time before testing: loading the best checkpoint restores the
+        # Timer's state, which would add the time elapsed up to that checkpoint again.
+        timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+        seconds = timer.time_elapsed("train")
+        # Every DDP rank tests its slice of the test set (the metrics are synchronised), then
+        # only rank 0 writes files. trainer.log_dir is a collective (a broadcast): read it in
+        # every rank, before the others leave, or rank 0 waits for them forever.
+        results = trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=best or None, weights_only=True
+        )
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        if not trainer.is_global_zero:
+            return
+        accuracy = float(results[0]["test/accuracy"])
+        best_score = ckpt.best_model_score if isinstance(ckpt, ModelCheckpoint) else None
+        monitor = ckpt.monitor if isinstance(ckpt, ModelCheckpoint) else None
+        best_score = float(best_score) if best_score is not None else None
+        epochs = trainer.current_epoch
+        metrics = {
+            "test_error": round(100.0 * (1.0 - accuracy), 4),
+            "test_accuracy": accuracy,
+            "test_loss": float(results[0]["test/loss"]),
+            # Clusters matched to classes (Hungarian) and NMI: the clustering scores of Table 3.
+            "test_cluster_accuracy": float(results[0]["test/cluster_accuracy"]),
+            "test_nmi": float(results[0]["test/nmi"]),
+            "checkpoint_monitor": monitor,
+            "best_val_score": best_score,
+            "best_val_accuracy": best_score if monitor == "val/accuracy" else None,
+            "best_checkpoint": best or None,
+            "epochs": epochs,
+            "train_seconds": round(seconds, 2),
+            "seconds_per_epoch": round(seconds / epochs, 2) if epochs else None,
+            "seed": self.datamodule.resolved_seed(),
+            "dataset": self.datamodule.dataset,
+            "num_labeled": self.datamodule.num_labeled,
+        }
+        # trainer.test loaded the best weights: export them as the shareable model file.
+        model_file = save_model(
+            run_dir / "model.safetensors",
+            self.model.model,
+            ModelCard(
+                self.datamodule.image_shape,
+                self.datamodule.num_classes,
+                self.model.network_config,
+                self.datamodule.class_names,
+                {"dataset": self.datamodule.dataset, "num_labeled": self.datamodule.num_labeled},
+            ),
+        )
+        metrics["model_file"] = str(model_file)
+        atomic_write_json(run_dir / FINISHED, metrics)  # marks the run finished
+        print(
+            f"wrote {run_dir / FINISHED}: test_error {metrics['test_error']:.2f} %, "
+            f"cluster accuracy {100 * metrics['test_cluster_accuracy']:.2f} %, "
+            f"NMI {100 * metrics['test_nmi']:.2f} %"
+        )
+
+
+def _as_list(logger: Logger | list[Logger]) -> list[Logger]:
+    return list(logger) if isinstance(logger, (list, tuple)) else [logger]
+
+
+def _user_error(exc: BaseException) -> GMVAEError | None:
+    """The GMVAEError behind ``exc``: jsonargparse wraps errors raised while building classes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, GMVAEError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``gmvae`` console script; errors exit with status 2, no traceback.
+
+    ``--verbose`` anywhere on the line shows the full traceback instead.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
+    OneLineErrorParser.verbose = verbose
+    if argv is None:
+        sys.argv[1:] = args
+    try:
+        if args and args[0] in TOOL_COMMANDS:
+            module, _, function = TOOL_COMMANDS[args[0]].partition(":")
+            status = getattr(importlib.import_module(module), function)(args[1:])
+            raise SystemExit(status)
+        GMVAECLI(GMVAEModule, GMVAEDataModule, **CLI_DEFAULTS, args=None if argv is None else args)
+    except Exception as exc:
+        error = _user_error(exc)
+        if error is None or verbose:
+            raise
+        print(f"gmvae: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

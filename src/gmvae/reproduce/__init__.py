@@ -1,0 +1,2 @@
+"""The paper's experiments (``experiments``), their results records (``results``) and
+``gmvae reproduce`` (``runner``)."""

@@ -1,0 +1,80 @@
+"""The one way gmvae builds a Lightning Trainer: ``gmvae fit``, ``gmvae tune``, the estimator
+and the benchmarks all train with these defaults, callbacks and checkpoint IO.
+
+What every run gets, and why:
+
+- the fastest precision that keeps the accuracy on the machine found
+  (:func:`gmvae.training.precision.fastest_precision`: bf16 autocast where it is native);
+- checkpoints written atomically and read without unpickling
+  (:class:`gmvae.io.checkpoint.SafeCheckpointIO`), unless a CheckpointIO is given;
+- the training time (``Timer``), the random state in every checkpoint
+  (:class:`gmvae.runs.rng_state.RNGState`), a stop with a clear error at the first NaN or Inf
+  loss (:class:`gmvae.runs.guard.NonFiniteLossGuard`) and the CPU thread count
+  (:class:`gmvae.training.threads.ThreadTuner`);
+- Lightning's distributed sampler off: the half-labeled batch sampler shards by rank itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import lightning as L
+from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch.callbacks import Timer
+
+from gmvae.io.checkpoint import SafeCheckpointIO
+from gmvae.runs.guard import NonFiniteLossGuard
+from gmvae.runs.rng_state import RNGState
+from gmvae.training.precision import fastest_precision
+from gmvae.training.threads import AUTO, ThreadTuner
+
+# Epochs of `gmvae fit` unless the config says otherwise (the paper's 200, Section 5.2).
+MAX_EPOCHS = 200
+
+
+def trainer_defaults() -> dict[str, Any]:
+    """Trainer options under every run's own: what ``gmvae fit`` gets when a config is silent."""
+    return {
+        "use_distributed_sampler": False,  # our batch sampler shards by rank itself
+        "max_epochs": MAX_EPOCHS,
+        "precision": fastest_precision(),
+        "benchmark": True,  # cudnn autotuner; no effect on CPU
+    }
+
+
+def default_callbacks(threads: int | str = AUTO) -> list[L.Callback]:
+    """The callbacks of every training run, after the run's own (see the module docstring).
+
+    ``threads``: ``"auto"`` or a fixed CPU thread count (:class:`ThreadTuner`); a bad
+    value raises :class:`gmvae.errors.ConfigError` here, before any work.
+    """
+    return [Timer(), RNGState(), NonFiniteLossGuard(), ThreadTuner(threads)]
+
+
+def default_plugins(plugins: Any = None) -> list[Any]:
+    """``plugins`` (one, a list or None) with the safe checkpoint IO, unless one is given."""
+    given = (
+        []
+        if plugins is None
+        else list(plugins)
+        if isinstance(plugins, (list, tuple))
+        else [plugins]
+    )
+    if any(isinstance(p, CheckpointIO) for p in given):
+        return given
+    return [*given, SafeCheckpointIO()]
+
+
+def build_trainer(
+    *, callbacks: Iterable[L.Callback] = (), threads: int | str = AUTO, **options: Any
+) -> L.Trainer:
+    """A Trainer as ``gmvae fit`` builds it: ``options`` over :func:`trainer_defaults`,
+    ``callbacks`` then :func:`default_callbacks`, ``plugins`` with :func:`default_plugins`.
+
+    >>> build_trainer(max_epochs=1, logger=False, enable_progress_bar=False).max_epochs
+    1
+    """
+    config = {**trainer_defaults(), **options}
+    config["plugins"] = default_plugins(config.get("plugins"))
+    return L.Trainer(callbacks=[*callbacks, *default_callbacks(threads)], **config)
