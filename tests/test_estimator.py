@@ -267,3 +267,18 @@ def test_sparse_input_is_refused_clearly():
 
     with pytest.raises(TypeError, match="[Ss]parse"):
         GMVAEClassifier(max_epochs=1).fit(scipy.sparse.csr_matrix(np.eye(4)), [0, 1, 0, 1])
+
+
+def test_suggest_picks_digits_of_most_classes_and_skips_labeled_rows(fitted, digits):
+    _, _, x_test, y_test = digits
+    picks = fitted.suggest(x_test, 10, random_state=0)
+    assert (
+        len(set(picks.tolist())) == 10
+        and (picks == fitted.suggest(x_test, 10, random_state=0)).all()
+    )
+    assert len(set(y_test[picks])) >= 8  # 10 random picks cover 6.5 classes on average
+    known = np.where(np.arange(len(y_test)) < 300, y_test, -1)
+    more = fitted.suggest(x_test, 10, known, random_state=0)
+    assert (more >= 300).all()
+    with pytest.raises(ConfigError, match="only 299 unlabeled"):
+        fitted.suggest(x_test, 300, known)

@@ -38,7 +38,8 @@ from gmvae.data.arrays import ImageArrays, to_float
 from gmvae.data.layout import from_images, to_images
 from gmvae.data.scaling import InputScaling
 from gmvae.data.split import holdout_split
-from gmvae.errors import ConfigError
+from gmvae.data.suggest import suggest as suggest_rows
+from gmvae.errors import ConfigError, DataError
 from gmvae.io.model_file import ModelCard, load_model, save_model
 from gmvae.training.datamodule import ArrayDataModule
 from gmvae.training.module import GMVAEModule
@@ -440,6 +441,26 @@ labeled_generative, pseudo_label_warmup, align_assignments, pseudo_labels
     def transform(self, X: Any) -> np.ndarray:
         """The deterministic features x_hat = g(x), (N, feature_size), float32."""
         return torch.cat([self.model_.features(x).cpu() for x in self._batches(X)]).numpy()
+
+    def suggest(
+        self, X: Any, n: int, y: Any = None, *, random_state: int | None = None
+    ) -> np.ndarray:
+        """Indices into ``X`` of the ``n`` images whose labels would help most, best first.
+
+        Typical images of the feature clusters that no label covers yet (the rule and its
+        choices: :mod:`gmvae.data.suggest`). ``y`` (-1: unlabeled) marks the rows already
+        labeled: they are never suggested and cover their clusters.
+        """
+        features = self.transform(X)
+        labeled = None
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (len(features),):
+                raise DataError(f"y: expected shape ({len(features)},) to match X, got {y.shape}")
+            labeled = y != -1
+        state = self.random_state if random_state is None else random_state
+        seed = int(check_random_state(state).randint(np.iinfo(np.int32).max))
+        return suggest_rows(features, n, labeled=labeled, seed=seed).indices
 
     @property
     def _n_features_out(self) -> int:

@@ -53,6 +53,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "reconstruct": "gmvae.figures.reconstruct:main",
     "curves": "gmvae.figures.curves:main",
     "reproduce": "gmvae.reproduce.runner:main",
+    "suggest": "gmvae.cli.suggest:main",
 }
 # The training commands, run by LightningCLI, with what `gmvae --help` says of them.
 TRAINER_COMMANDS: dict[str, str] = {

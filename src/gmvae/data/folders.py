@@ -4,7 +4,8 @@ Layout (docs/DATA.md), relative to the folder:
 
 - ``<class>/...``: images labeled ``<class>`` (any depth below the class folder);
 - ``unlabeled/...`` and images directly in the folder: unlabeled, unless the labels
-  CSV (``filename,label`` rows, paths relative to the folder) names them;
+  CSV (``filename,label`` rows, paths relative to the folder; an empty label leaves
+  the image unlabeled) names them;
 - ``test/``: the test set, laid out the same way (class sub-folders, or images plus
   ``test/labels.csv``); without it, a fixed stratified ``test_fraction`` of the labeled
   images is held out as the test set.
@@ -80,9 +81,15 @@ class FolderSplits:
 
 
 def scan_folder(
-    root: str | os.PathLike, labels_file: str | os.PathLike | None = None
+    root: str | os.PathLike,
+    labels_file: str | os.PathLike | None = None,
+    *,
+    require_labels: bool = True,
 ) -> FolderListing:
-    """List the images of ``root`` with their labels (see the module docstring)."""
+    """List the images of ``root`` with their labels (see the module docstring).
+
+    ``require_labels=False`` accepts a folder without any label (``gmvae suggest``).
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of images")
@@ -90,7 +97,7 @@ def scan_folder(
     if labels_file and not csv_path.is_file():
         raise DataError(f"{csv_path}: labels file not found")
     csv_lines: dict[str, int] = {}
-    table = _read_labels_csv(csv_path, csv_lines) if csv_path.is_file() else {}
+    table = read_labels_csv(csv_path, csv_lines) if csv_path.is_file() else {}
     # Where each label was first given (for messages): a CSV line or a class folder.
     sources = {label: f"{csv_path}, line {n}" for label, n in csv_lines.items()}
     _check_empty_class_folders(root)
@@ -120,7 +127,7 @@ def scan_folder(
         _check_empty_class_folders(root / TEST_DIR)
         test_csv = root / TEST_DIR / LABELS_CSV
         test_lines: dict[str, int] = {}
-        test_table = _read_labels_csv(test_csv, test_lines) if test_csv.is_file() else {}
+        test_table = read_labels_csv(test_csv, test_lines) if test_csv.is_file() else {}
         for label, n in test_lines.items():
             sources.setdefault(label, f"{test_csv}, line {n}")
         unlabeled = []
@@ -144,7 +151,7 @@ def scan_folder(
         digest.update(csv_path.read_bytes())
 
     class_names = _sorted_names({e.label for e in entries if e.label is not None})
-    if not any(e.label is not None and not e.test for e in entries):
+    if require_labels and not any(e.label is not None and not e.test for e in entries):
         raise DataError(
             f"{root}: no labeled images: put each class in a sub-folder named after it, or "
             f"list 'filename,label' rows in {root / LABELS_CSV} (for clustering without "
@@ -210,10 +217,12 @@ def _check_label_kinds(entries: list[Entry], sources: dict[str, str]) -> None:
     )
 
 
-def _read_labels_csv(path: Path, lines: dict[str, int] | None = None) -> dict[str, str]:
+def read_labels_csv(path: Path, lines: dict[str, int] | None = None) -> dict[str, str]:
     """``filename,label`` rows (an optional header row ``filename,label``) -> {filename: label}.
 
-    ``lines``, when given, receives the line of each label's first row (for messages).
+    A row whose label is empty leaves its image unlabeled: a sheet from ``gmvae suggest``
+    trains as it is, with the rows a user could not label left blank. ``lines``, when
+    given, receives the line of each label's first row (for messages).
     """
     table: dict[str, str] = {}
     try:
@@ -226,8 +235,10 @@ def _read_labels_csv(path: Path, lines: dict[str, int] | None = None) -> dict[st
                 name, label = (c.strip() for c in row)
                 if number == 1 and (name.lower(), label.lower()) == ("filename", "label"):
                     continue
-                if not name or not label:
-                    raise DataError(f"{path}, line {number}: empty file name or label")
+                if not name:
+                    raise DataError(f"{path}, line {number}: empty file name")
+                if not label:
+                    continue
                 name = Path(name).as_posix()
                 if table.get(name, label) != label:
                     raise DataError(f"{path}, line {number}: {name} labeled twice, differently")

@@ -43,6 +43,19 @@ def balanced_labeled_subset(
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
 
 
+def random_labeled_subset(num_rows: int, num_labeled: int, seed: int) -> np.ndarray:
+    """Positions of ``num_labeled`` rows drawn uniformly, blind to the classes, sorted.
+
+    What a user gets who labels the images that come first: some classes may get none.
+    """
+    if not 0 <= num_labeled <= num_rows:
+        raise ConfigError(
+            f"num_labeled={num_labeled} must lie between 0 and the {num_rows} training rows"
+        )
+    rng = np.random.default_rng([seed, 3])  # not the balanced draw's stream
+    return np.sort(rng.choice(num_rows, size=num_labeled, replace=False))
+
+
 def holdout_split(
     labels: np.ndarray,
     fraction: float,

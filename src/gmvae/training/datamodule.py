@@ -12,13 +12,15 @@ from torch.utils.data import DataLoader
 from gmvae.config import FolderConfig, coerce
 from gmvae.data.arrays import ImageArrays, IndexedImages, keep_batch
 from gmvae.data.folders import FolderListing, FolderSplits, load_folder, scan_folder
+from gmvae.data.label_sheet import IndexSheet, positions_in, read_index_sheet
 from gmvae.data.locate import locate_files
 from gmvae.data.registry import DatasetSpec, get_spec, load_split
 from gmvae.data.sampler import SemiSupervisedBatchSampler, StatefulDataLoader, eval_shard
-from gmvae.data.split import balanced_labeled_subset, train_val_split
+from gmvae.data.split import balanced_labeled_subset, random_labeled_subset, train_val_split
 from gmvae.errors import ConfigError, DataError
 
 FOLDER = "folder"  # --data.dataset folder --data.data_dir DIR: the user's own images
+LABELED_DRAWS = ("balanced", "random")
 
 
 class GMVAEDataModule(L.LightningDataModule):
@@ -40,6 +42,14 @@ class GMVAEDataModule(L.LightningDataModule):
         val_fraction: fraction of the official train set kept for validation.
         seed: seed of the split and labeled subset; None takes ``seed_everything``'s.
         folder: image size, channels, labels file, test share and cache of ``folder`` data.
+        labeled_draw: how ``num_labeled`` examples are drawn: ``balanced``, the paper's
+            equal count per class (which needs the classes of every image), or
+            ``random``, uniformly from the train part without looking at the classes,
+            as a user who labels what comes first would.
+        labeled_indices: a CSV of ``index,label`` rows (the sheet ``gmvae suggest``
+            writes, filled in): train with exactly those labeled images of the official
+            training split, labeled as the file says (or with the data set's labels
+            when the label column is empty); ``num_labeled`` becomes its row count.
     """
 
     def __init__(
@@ -54,8 +64,22 @@ class GMVAEDataModule(L.LightningDataModule):
         val_fraction: float = 0.2,
         seed: int | None = None,
         folder: FolderConfig | None = None,
+        labeled_draw: str = "balanced",
+        labeled_indices: str | None = None,
     ) -> None:
         super().__init__()
+        if labeled_draw not in LABELED_DRAWS:
+            raise ConfigError(
+                f"labeled_draw={labeled_draw!r} is not allowed; choose one of "
+                f"{', '.join(LABELED_DRAWS)}"
+            )
+        if labeled_indices is not None and dataset == FOLDER:
+            raise ConfigError(
+                "labeled_indices is for the built-in data sets; label folder images in a "
+                "labels.csv (--data.folder.labels_file)"
+            )
+        if labeled_indices is not None and labeled_draw != "balanced":
+            raise ConfigError("labeled_indices names the labeled images: drop labeled_draw")
         if num_labeled == 0 and labeled_batch_size > 0:
             raise ConfigError("labeled_batch_size must be 0 when num_labeled is 0 (clustering)")
         if num_labeled is not None and num_labeled > 0 and labeled_batch_size == 0:
@@ -82,6 +106,16 @@ class GMVAEDataModule(L.LightningDataModule):
         self._listing: FolderListing | None = None
         self._folder_splits: FolderSplits | None = None
         self.spec = self._make_spec()
+        self.labeled_draw = labeled_draw
+        self.labeled_indices = labeled_indices
+        self._sheet: IndexSheet | None = None
+        if labeled_indices is not None:
+            self._sheet = read_index_sheet(labeled_indices, self.class_names)
+            if labeled_batch_size == 0:
+                raise ConfigError(f"labeled_indices={labeled_indices} but labeled_batch_size is 0")
+            self.num_labeled = len(self._sheet)
+        self.train_rows: np.ndarray | None = None  # official train-split index of each row
+        self._official_size = 0
 
     def _make_spec(self) -> DatasetSpec:
         """Shape and class names, known before any image is decoded (the CLI links them)."""
@@ -154,6 +188,8 @@ class GMVAEDataModule(L.LightningDataModule):
         train_idx, val_idx = train_val_split(
             full.labels.numpy(), self.val_fraction, self.resolved_seed()
         )
+        self.train_rows = train_idx
+        self._official_size = len(full)
         return full.subset(train_idx), full.subset(val_idx)
 
     def _test_set(self) -> ImageArrays:
@@ -178,12 +214,30 @@ class GMVAEDataModule(L.LightningDataModule):
                         f"the train part has {len(self.labeled_index)} labeled rows but "
                         "labeled_batch_size is 0"
                     )
+            elif self._sheet is not None:
+                self.labeled_index = self._sheet_positions()
+            elif self.labeled_draw == "random":
+                self.labeled_index = random_labeled_subset(
+                    len(labels), self.num_labeled, self.resolved_seed()
+                )
             else:
                 self.labeled_index = balanced_labeled_subset(
                     labels, self.num_labeled, self.num_classes, self.resolved_seed()
                 )
         if stage in ("test", "predict") and self.test_set is None:
             self.test_set = self._test_set()
+
+    def _sheet_positions(self) -> np.ndarray:
+        """The sheet's rows as positions in ``train_set``, which takes the sheet's labels."""
+        assert self._sheet is not None and self.train_set is not None
+        assert self.train_rows is not None
+        seed = self.resolved_seed()
+        positions = positions_in(self._sheet, self.train_rows, self._official_size, seed)
+        if self._sheet.labels is not None:
+            labels = self.train_set.labels.clone()
+            labels[torch.from_numpy(positions)] = torch.from_numpy(self._sheet.labels)
+            self.train_set = ImageArrays(self.train_set.images, labels, self.train_set.source)
+        return np.sort(positions)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
