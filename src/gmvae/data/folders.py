@@ -157,7 +157,8 @@ def scan_folder(
             f"list 'filename,label' rows in {root / LABELS_CSV} (for clustering without "
             "labels, use gmvae.estimator.GMVAEClassifier with y = -1)"
         )
-    _check_classes(root, entries)
+    if require_labels:  # a classifier is to be trained on these labels
+        _check_classes(root, entries)
     _check_label_kinds(entries, sources)
     return FolderListing(
         root, tuple(entries), class_names, has_test_dir, tuple(problems), digest.hexdigest()
