@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import logging
 import math
 import os
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +42,7 @@ from gmvae.training.datamodule import ArrayDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.selection import BestWeights
 from gmvae.training.threads import check_threads
-from gmvae.training.trainer import build_trainer
+from gmvae.training.trainer import build_trainer, quiet_lightning
 
 __all__ = ["GMVAEClassifier"]
 
@@ -315,7 +312,7 @@ labeled_generative, pseudo_label_warmup, align_assignments, pseudo_labels
         options = {} if self.precision is None else {"precision": self.precision}
         if not len(val_idx):  # nothing held out (a few labels per class): keep the last epoch
             options["limit_val_batches"] = 0
-        with torch.random.fork_rng(devices=[]), _quiet(self.verbose):
+        with torch.random.fork_rng(devices=[]), quiet_lightning(self.verbose):
             torch.manual_seed(seed)
             module = GMVAEModule(
                 images.shape[1:],
@@ -539,28 +536,3 @@ def _check_X(X: Any) -> np.ndarray:
 
 def _json_safe(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
-
-
-@contextmanager
-def _quiet(verbose: bool) -> Iterator[None]:
-    """Hide Lightning's start-up messages and data loader hints unless ``verbose``."""
-    if verbose:
-        yield
-        return
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            for message in (
-                ".*does not have many workers.*",
-                ".*is smaller than the logging interval.*",
-                ".*Total length of .* across ranks is zero.*",
-                ".*`srun` command is available on your system.*",
-            ):
-                warnings.filterwarnings("ignore", message=message)
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)

@@ -9,11 +9,7 @@ entry points may not import one another.
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,7 +21,7 @@ from gmvae.model.gmvae import GMVAE
 from gmvae.training.datamodule import ArrayDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.selection import BestWeights
-from gmvae.training.trainer import build_trainer
+from gmvae.training.trainer import build_trainer, quiet_lightning
 
 BATCH_SIZE = 100
 VALIDATION_FRACTION = 0.2
@@ -51,7 +47,7 @@ def train_clustering_model(
         seed=seed,
     )
     selector = BestWeights(use_accuracy=False)
-    with torch.random.fork_rng(devices=[]), _quiet():
+    with torch.random.fork_rng(devices=[]), quiet_lightning():
         torch.manual_seed(seed)
         module = GMVAEModule(
             tuple(images.shape[1:]),
@@ -75,20 +71,3 @@ def train_clustering_model(
     if selector.state is not None:
         module.load_state_dict(selector.state)
     return module.model.cpu().eval()
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Lightning's start-up messages and small-data hints, which say nothing to a user here."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)

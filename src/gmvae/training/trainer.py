@@ -16,7 +16,10 @@ What every run gets, and why:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -78,3 +81,29 @@ def build_trainer(
     config = {**trainer_defaults(), **options}
     config["plugins"] = default_plugins(config.get("plugins"))
     return L.Trainer(callbacks=[*callbacks, *default_callbacks(threads)], **config)
+
+
+@contextmanager
+def quiet_lightning(verbose: bool = False) -> Iterator[None]:
+    """Hide Lightning's start-up messages and small-data hints unless ``verbose``: they say
+    nothing to a user of the estimator or of a command that trains a helper model."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in (
+                ".*does not have many workers.*",
+                ".*is smaller than the logging interval.*",
+                ".*Total length of .* across ranks is zero.*",
+                ".*`srun` command is available on your system.*",
+            ):
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
