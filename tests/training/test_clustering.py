@@ -1,4 +1,5 @@
-"""Clustering runs (paper 5.3.1): no labels anywhere before the test, selection on val/loss."""
+"""Clustering runs (paper 5.3.1): no labels anywhere before the test; the last epoch's
+checkpoint selected, or the lowest val/loss on request."""
 
 import csv
 import json
@@ -53,7 +54,7 @@ def test_clustering_configs_hold_the_papers_values(name, dataset, fsz, gsz):
     loss = config["model"]["loss"]
     assert loss["reconstruction"] == "bce" and loss["w_gaussian"] == 5
     assert loss["w_assignment"] == 0 and loss["w_metric"] == 0
-    assert config["checkpoint"] == {"monitor": "val/loss", "mode": "min"}
+    assert config["checkpoint"] == {"monitor": None}  # the last epoch: no label needed
 
 
 def test_clustering_config_parses(capsys):
@@ -61,7 +62,7 @@ def test_clustering_config_parses(capsys):
         main(["fit", "--config", str(REPO / "configs" / "mnist-cluster.yaml"), "--print_config"])
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["checkpoint"]["monitor"] == "val/loss"
+    assert printed["checkpoint"]["monitor"] is None
 
 
 @pytest.mark.slow
@@ -80,3 +81,14 @@ def test_a_clustering_run_selects_on_val_loss_and_reports_clustering_scores(tmp_
     assert not any(r.get("val/accuracy") for r in rows)  # no validation label was read
     model = json.loads((tmp_path / "model.json").read_text())
     assert model["extra"] == {"dataset": "digits", "num_labeled": 0}
+
+
+@pytest.mark.slow
+def test_a_clustering_run_without_a_monitor_tests_its_last_epoch(tmp_path):
+    demo = str(REPO / "configs" / "digits-demo.yaml")
+    unmonitored = [*CLUSTERING[:-4], "--checkpoint.monitor", "null"]
+    main(["fit", "--config", demo, *unmonitored, "--trainer.max_epochs", "3"]
+         + ["--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["checkpoint_monitor"] is None and metrics["best_val_score"] is None
+    assert metrics["best_checkpoint"].endswith("best-epoch002.ckpt")  # epochs 0, 1, 2
