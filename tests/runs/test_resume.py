@@ -293,6 +293,16 @@ def test_a_run_older_than_an_option_resumes_when_the_option_is_at_its_default(tm
         prepare_resume(run, new.format("mean"), defaults)
     with pytest.raises(ConfigError, match="reconstruction_reduction"):
         prepare_resume(run, new.format("sum"))  # without the defaults every new key counts
+    # the data module's options too: a run older than labeled_draw resumes at "balanced"
+    from gmvae.training.datamodule import GMVAEDataModule
+
+    defaults |= GMVAEDataModule.option_defaults("data.")
+    (run / "config.yaml").write_text(old + "data:\n  num_labeled: 100\n")
+    newer = new.format("sum") + "data:\n  num_labeled: 100\n  labeled_draw: {}\n"
+    assert prepare_resume(run, newer.format("balanced"), defaults) is None
+    (run / "config.yaml").write_text(old + "data:\n  num_labeled: 100\n")
+    with pytest.raises(ConfigError, match="labeled_draw: None -> 'random'"):
+        prepare_resume(run, newer.format("random"), defaults)
 
 
 def test_a_checkpoint_older_than_an_option_loads_for_a_resume(tmp_path):

@@ -195,7 +195,11 @@ class GMVAECLI(LightningCLI):
             note = check_new_run(run_dir, resume_asked=True)
         else:
             new_config = subcommand_parser(self, "fit").dump(self.config["fit"], skip_none=False)
-            note = prepare_resume(run_dir, new_config, GMVAEModule.option_defaults("model."))
+            defaults = {
+                **GMVAEModule.option_defaults("model."),
+                **GMVAEDataModule.option_defaults("data."),
+            }
+            note = prepare_resume(run_dir, new_config, defaults)
         if note:
             print(f"gmvae: note: {note}", file=sys.stderr)
         for callback in trainer.callbacks:

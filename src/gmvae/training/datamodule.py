@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import lightning as L
@@ -51,6 +52,13 @@ class GMVAEDataModule(L.LightningDataModule):
             training split, labeled as the file says (or with the data set's labels
             when the label column is empty); ``num_labeled`` becomes its row count.
     """
+
+    @staticmethod
+    def option_defaults(prefix: str = "") -> dict[str, object]:
+        """Every option's default, flat ({"labeled_draw": "balanced", ...}): a run made
+        before an option existed resumes when that option is at its default."""
+        signature = inspect.signature(GMVAEDataModule.__init__).parameters
+        return {f"{prefix}{name}": p.default for name, p in signature.items() if name != "self"}
 
     def __init__(
         self,
