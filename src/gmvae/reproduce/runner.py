@@ -120,9 +120,10 @@ def _earlier_attempt(path: Path) -> dict | None:
             f"{path} exists but was not made by gmvae reproduce; refusing to write into it"
         )
     try:
-        return json.loads((path / RECORD).read_text())
+        record = json.loads((path / RECORD).read_text())
     except (OSError, ValueError):
         return {}  # unreadable: not resumable, set aside
+    return record if isinstance(record, dict) else {}
 
 
 def _resumable(path: Path, earlier: dict, argv: list[str]) -> bool:
