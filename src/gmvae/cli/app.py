@@ -16,13 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gmvae.cli.parser import OneLineErrorParser, check_config_files, command_summary, suggestion
-from gmvae.compat import subcommand_parser
 from gmvae.errors import ConfigError, DiskFullError, GMVAEError
 from gmvae.io.atomic import DISK_FULL, atomic_write_json, is_disk_full
 from gmvae.io.checkpoint import load_checkpoint_safely
@@ -211,7 +211,7 @@ class GMVAECLI(LightningCLI):
         elif self._nothing_to_resume():
             note = check_new_run(run_dir, resume_asked=True)
         else:
-            new_config = subcommand_parser(self, "fit").dump(self.config["fit"], skip_none=False)
+            new_config = self._fit_config_yaml()
             defaults = {
                 **GMVAEModule.option_defaults("model."),
                 **GMVAEDataModule.option_defaults("data."),
@@ -222,6 +222,12 @@ class GMVAECLI(LightningCLI):
         for callback in trainer.callbacks:
             if isinstance(callback, SaveConfigCallback):
                 callback.overwrite = True  # replaces the resumed (or never trained) run's own
+
+    def _fit_config_yaml(self) -> str:
+        """The options of this ``gmvae fit`` as config.yaml holds them: the command's own
+        section of the whole command line's dump (the one public dump of a subcommand)."""
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        return yaml.safe_dump(dumped["fit"], sort_keys=False)
 
     def _nothing_to_resume(self) -> bool:
         """``--ckpt_path last`` where no checkpoint was saved yet: Lightning starts afresh."""
