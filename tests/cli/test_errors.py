@@ -177,15 +177,15 @@ def test_an_averaging_decay_out_of_range(capsys, tmp_path):
         ("precision", "bf16-true", "--trainer.precision='bf16-true' must be 32-true, bf16-mixed"),
         ("max_time", "soon", "--trainer.max_time='soon': expected DD:HH:MM:SS"),
         # refused by the parser
-        ("precision", "bogus", "--trainer.precision: expected int or"),
-        ("gradient_clip_val", "abc", "--trainer.gradient_clip_val: expected float or int"),
+        ("precision", "bogus", "--trainer.precision: expected "),
+        ("gradient_clip_val", "abc", "--trainer.gradient_clip_val: expected "),
     ],
 )
 def test_a_bad_trainer_option_is_one_line_before_the_run_directory(
     capsys, tmp_path, option, value, expected
 ):
     err = fails(capsys, tmp_path, "--config", DEMO, f"--trainer.{option}", value)
-    assert err.startswith(f"gmvae: error: {expected}"), err
+    assert err.startswith(f"gmvae: error: {expected}") and value in err, err
     assert not (tmp_path / "run").exists()
 
 
