@@ -7,16 +7,23 @@ jsonargparse's real error text is read end to end by ``tests/cli/test_errors.py`
 import inspect
 
 import pytest
+from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from gmvae.compat import (
     PRIVATE_ATTRIBUTES,
     PRIVATE_METHODS,
     concise_parse_error,
-    epoch_progress,
+    epoch_batches_done,
+    option_typehint,
+    parser_actions,
 )
+from gmvae.config import LossConfig
+from gmvae.runs.directory import _KeepingWriter
 from gmvae.training.averaging import EvaluationEMA
+from gmvae.training.module import GMVAEModule
 
 from .conftest import bare_trainer
 
@@ -52,10 +59,55 @@ def test_evaluation_ema_overrides_only_hooks_that_exist():
     assert own <= set(dir(WeightAveraging))
 
 
-def test_the_fit_loops_batch_progress(tmp_path):
-    trainer = bare_trainer(tmp_path)
-    progress = epoch_progress(trainer)
-    assert progress.current.processed == 0 and progress.is_last_batch is False
+def test_every_private_method_overridden_is_listed():
+    """An override of a private method that Lightning renamed would silently stop being
+    called: the CSV writer's would let the base class delete metrics.csv on a resume."""
+    overridden = {
+        n for n in vars(_KeepingWriter) if n.startswith("_") and hasattr(ExperimentWriter, n)
+    }
+    overridden -= {n for n in overridden if n.startswith("__")}
+    listed = {name for owner, name, *_ in PRIVATE_METHODS if owner is ExperimentWriter}
+    assert overridden and overridden <= listed
+
+
+def test_evaluation_ema_reads_no_other_private_member_of_weight_averaging():
+    source = inspect.getsource(inspect.getmodule(EvaluationEMA))
+    listed = {name for owner, name, _ in PRIVATE_ATTRIBUTES if owner is WeightAveraging}
+    used = {n for n in vars(WeightAveraging()) if f"self.{n}" in source}
+    used |= {n for n in vars(WeightAveraging) if f".{n}(" in source}
+    assert {n for n in used if n.startswith("_") and not n.startswith("__")} == listed
+
+
+def test_the_fit_loops_batch_count(tmp_path):
+    assert epoch_batches_done(bare_trainer(tmp_path)) == 0
+
+
+def _model_parser() -> ArgumentParser:
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(GMVAEModule, "model")
+    return parser
+
+
+def test_a_dataclass_option_has_its_type_on_its_action():
+    """The "did you mean" of a mistyped loss option reads the dataclass from the action."""
+    actions = {a.dest: a for a in parser_actions(_model_parser())}
+    assert "model.lr" in actions
+    assert LossConfig in (option_typehint(actions["model.loss"]).__args__)
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--model.loss.knn_k", "three"], "--model.loss.knn_k: Expected a int. Got value: three"),
+        (["--model.lr", "x"], "--model.lr: Expected a float. Got value: x"),
+        (["--model.loss", '{"nope": 1}'], "unknown option --model.loss.nope"),
+    ],
+)
+def test_jsonargparse_own_reports_are_read(args, expected):
+    """The wording concise_parse_error reads, as this jsonargparse writes it."""
+    with pytest.raises(Exception) as exc:  # noqa: B017 (jsonargparse's ArgumentError)
+        _model_parser().parse_args(args)
+    assert concise_parse_error(str(exc.value)) == expected
 
 
 @pytest.mark.parametrize(

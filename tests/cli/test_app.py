@@ -78,6 +78,16 @@ def test_fit_then_test_writes_the_run_directory(tmp_path):
     assert "test/accuracy" in tested.stdout
 
 
+@pytest.mark.slow
+def test_max_time_ends_training(tmp_path):
+    """Every run has a Timer of its own, beside which Lightning ignores --trainer.max_time:
+    the run's Timer keeps it, and the run ends, tested, as one that reached max_epochs."""
+    args = ["--trainer.max_time", "00:00:00:01", "--trainer.max_epochs", "1000"]
+    main(["fit", "--config", DEMO, *args, "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 < metrics["epochs"] < 1000
+
+
 def test_missing_data_is_one_clear_message_and_exit_2(tmp_path):
     done = gmvae(
         "fit",

@@ -17,6 +17,7 @@ import scipy.io
 from gmvae.cli.app import main
 from gmvae.data import registry
 from gmvae.data.locate import RemoteFile
+from gmvae.errors import ConfigError
 
 from ..conftest import DEMO, QUIET, REPO
 from ..data.image_folder import digit_image, write_digit_folder
@@ -156,6 +157,45 @@ def test_knn_k_larger_than_the_labeled_part_of_a_batch(capsys, tmp_path):
 def test_an_averaging_decay_out_of_range(capsys, tmp_path):
     err = fails(capsys, tmp_path, "--config", DEMO, "--model.ema_decay", "1.0")
     assert "ema_decay=1.0 must be in [0, 1)" in err
+
+
+@pytest.mark.parametrize(
+    "option,value,expected",
+    [
+        # refused by Lightning as the Trainer is built
+        ("max_epochs", "-3", "--trainer.max_epochs: `max_epochs` must be a non-negative integer"),
+        ("accelerator", "nonsense", "--trainer.accelerator: You selected an invalid accelerator"),
+        ("accelerator", "gpu", "--trainer.accelerator: No supported gpu backend found!"),
+        ("devices", "0", "--trainer.devices: `Trainer(devices='0')` value is not a valid input"),
+        ("limit_train_batches", "2.5", "--trainer.limit_train_batches: You have passed invalid"),
+        ("strategy", "bogus", "--trainer.strategy: You selected an invalid strategy name"),
+        # taken by Lightning unchecked, then a division by zero after config.yaml was written
+        ("check_val_every_n_epoch", "0", "--trainer.check_val_every_n_epoch=0 must be an integer"),
+        ("accumulate_grad_batches", "0", "--trainer.accumulate_grad_batches=0 must be an integer"),
+        ("val_check_interval", "0", "--trainer.val_check_interval=0 must be > 0"),
+        # a precision the model cannot train in; a max_time Lightning would have ignored
+        ("precision", "bf16-true", "--trainer.precision='bf16-true' must be 32-true, bf16-mixed"),
+        ("max_time", "soon", "--trainer.max_time='soon': expected DD:HH:MM:SS"),
+        # refused by the parser
+        ("precision", "bogus", "--trainer.precision: expected "),
+        ("gradient_clip_val", "abc", "--trainer.gradient_clip_val: expected "),
+    ],
+)
+def test_a_bad_trainer_option_is_one_line_before_the_run_directory(
+    capsys, tmp_path, option, value, expected
+):
+    err = fails(capsys, tmp_path, "--config", DEMO, f"--trainer.{option}", value)
+    assert err.startswith(f"gmvae: error: {expected}") and value in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_verbose_shows_lightnings_refusal_as_the_cause(tmp_path):
+    with pytest.raises(ConfigError, match="`max_epochs` must be a non-negative integer") as exc:
+        main(
+            ["fit", "--config", DEMO, "--trainer.max_epochs", "-3", "--verbose"]
+            + ["--trainer.default_root_dir", str(tmp_path / "run"), *QUIET]
+        )
+    assert type(exc.value.__cause__).__name__ == "MisconfigurationException"
 
 
 def test_unknown_option_on_the_command_line(capsys, tmp_path):

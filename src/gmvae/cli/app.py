@@ -16,13 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gmvae.cli.parser import OneLineErrorParser, check_config_files, command_summary, suggestion
-from gmvae.compat import subcommand_parser
 from gmvae.errors import ConfigError, DiskFullError, GMVAEError
 from gmvae.io.atomic import DISK_FULL, atomic_write_json, is_disk_full
 from gmvae.io.checkpoint import load_checkpoint_safely
@@ -41,6 +41,7 @@ from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.threads import AUTO
 from gmvae.training.trainer import default_callbacks, default_plugins, trainer_defaults
+from gmvae.training.trainer_options import trainer_option_errors
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -80,6 +81,9 @@ CLI_DEFAULTS: dict[str, Any] = {
 }
 # Default interval of the in-epoch saves of checkpoints/last.ckpt (--autosave.*).
 AUTOSAVE_MINUTES = 2
+# The options of the run's checkpoint writers: the best and last (--checkpoint.*), and
+# last.ckpt during epochs (--autosave.*).
+CHECKPOINT_KEYS = ("checkpoint", "autosave")
 
 
 class GMVAECLI(LightningCLI):
@@ -91,7 +95,7 @@ class GMVAECLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.image_shape", "model.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, CHECKPOINT_KEYS[0])
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/accuracy",
@@ -112,7 +116,7 @@ class GMVAECLI(LightningCLI):
             "count); N fixes it; OMP_NUM_THREADS, when set, fixes it too (docs/PERFORMANCE.md)",
         )
         # A second writer of last.ckpt, during epochs, so that a crash loses little.
-        parser.add_lightning_class_args(AutosaveCheckpoint, "autosave")
+        parser.add_lightning_class_args(AutosaveCheckpoint, CHECKPOINT_KEYS[1])
         parser.set_defaults(
             {
                 "autosave.monitor": None,
@@ -154,29 +158,42 @@ class GMVAECLI(LightningCLI):
                     "pip install 'gmvae[tensorboard]'"
                 )
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
-        """(A private hook of LightningCLI, listed in gmvae.compat.)"""
-        root = config.get("default_root_dir") or os.getcwd()
-        config["default_root_dir"] = root
-        logger = config.get("logger")
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The Trainer of the config with what :func:`build_trainer` adds (the plugins and
+        callbacks) and the run's logger; an option it refuses is one :class:`ConfigError`
+        naming it, raised before anything is written to the run directory."""
+        options = {**self._option(self.config_init, "trainer", {}), **kwargs}
+        root = options.get("default_root_dir") or os.getcwd()
+        logger = options.get("logger")
         if logger is not False:
             # One flat run directory: metrics.csv, config.yaml, checkpoints/, metrics.json.
             # A logger the user asks for (--trainer.logger TensorBoardLogger ...) comes after
             # it, so that the run directory and metrics.csv stay where they always are.
             given = [] if logger in (None, True) else list(_as_list(logger))
-            keep = self._resume_step(root, callbacks)
-            config["logger"] = [RunCSVLogger(root, keep_before_step=keep), *given]
-        # What build_trainer adds, added to the Trainer LightningCLI builds from the config.
-        config["plugins"] = default_plugins(config.get("plugins"))
-        callbacks = [*callbacks, *default_callbacks(self._option(self.config, "threads", AUTO))]
-        callbacks.append(SigtermCheckpoint())  # a preempted `gmvae fit`: save, then status 143
-        return super()._instantiate_trainer(config, callbacks)
+            logger = [RunCSVLogger(root, keep_before_step=self._resume_step(root)), *given]
+        with trainer_option_errors(options):
+            threads = self._option(self.config, "threads", AUTO)
+            # Lightning puts the checkpoint callbacks (--checkpoint, --autosave) after these.
+            callbacks = [
+                *_as_list(options.get("callbacks") or []),
+                *default_callbacks(threads, options.get("max_time")),
+                SigtermCheckpoint(),  # a preempted `gmvae fit`: save, then status 143
+            ]
+            own = {
+                "default_root_dir": root,
+                "logger": logger,
+                "plugins": default_plugins(options.get("plugins")),
+                "callbacks": callbacks,
+                "max_time": None,  # the Timer of default_callbacks keeps it
+            }
+            return super().instantiate_trainer(**{**kwargs, **own})
 
-    def _resume_step(self, root: str, callbacks: list[Any]) -> int | None:
+    def _resume_step(self, root: str) -> int | None:
         ckpt_path = (
             self._option(self.config_init, "ckpt_path") if self.subcommand == "fit" else None
         )
-        dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint)]
+        writers = [self._option(self.config_init, key) for key in CHECKPOINT_KEYS]
+        dirs = [c.dirpath for c in writers if isinstance(c, ModelCheckpoint)]
         return resume_step(ckpt_path, root, dirs)
 
     def before_fit(self) -> None:
@@ -194,7 +211,7 @@ class GMVAECLI(LightningCLI):
         elif self._nothing_to_resume():
             note = check_new_run(run_dir, resume_asked=True)
         else:
-            new_config = subcommand_parser(self, "fit").dump(self.config["fit"], skip_none=False)
+            new_config = self._fit_config_yaml()
             defaults = {
                 **GMVAEModule.option_defaults("model."),
                 **GMVAEDataModule.option_defaults("data."),
@@ -205,6 +222,12 @@ class GMVAECLI(LightningCLI):
         for callback in trainer.callbacks:
             if isinstance(callback, SaveConfigCallback):
                 callback.overwrite = True  # replaces the resumed (or never trained) run's own
+
+    def _fit_config_yaml(self) -> str:
+        """The options of this ``gmvae fit`` as config.yaml holds them: the command's own
+        section of the whole command line's dump (the one public dump of a subcommand)."""
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        return yaml.safe_dump(dumped["fit"], sort_keys=False)
 
     def _nothing_to_resume(self) -> bool:
         """``--ckpt_path last`` where no checkpoint was saved yet: Lightning starts afresh."""

@@ -17,7 +17,7 @@ import yaml
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser
 
-from gmvae.compat import concise_parse_error, failing_parser, option_typehint
+from gmvae.compat import concise_parse_error, failing_parser, option_typehint, parser_actions
 from gmvae.errors import ConfigError, suggestion, unknown_option
 
 
@@ -43,7 +43,7 @@ def known_keys(parser: ArgumentParser) -> set[str]:
     """Every option of a jsonargparse parser as a dotted key, the fields of dataclass-typed
     options (``model.loss.knn_k``) included: they have no action of their own."""
     keys: set[str] = set()
-    for action in parser._actions:
+    for action in parser_actions(parser):
         dest = getattr(action, "dest", "")
         if not dest or dest == "help":
             continue

@@ -3,54 +3,46 @@
 Each has no public equivalent in the versions gmvae supports; ``tests/test_compat.py``
 checks that every one still exists (with the parameters gmvae passes), so that an
 upgrade that moves one fails there, loudly, rather than somewhere in a training run.
-Where a public API does the job it is used instead (``LightningCLI.parse_arguments``
-for the checkpoint check, ``LightningModule.trainer`` for "is a Trainer attached").
+Where a public API does the job it is used instead: ``LightningCLI.parse_arguments`` for
+the checkpoint check, ``LightningCLI.instantiate_trainer`` for the run's Trainer,
+``LightningCLI.parser.dump`` for the resumed run's config, ``Trainer.is_last_batch``,
+``LightningModule.trainer`` for "is a Trainer attached", and ``WeightAveraging``'s public
+hooks (``should_update``) with a swap of gmvae's own (``gmvae.training.averaging``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import lightning as L
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
-from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 # Methods: (owner, name, the parameters gmvae calls or overrides it with, who and why).
 PRIVATE_METHODS: tuple[tuple[type, str, tuple[str, ...], str], ...] = (
     (
-        LightningCLI,
-        "_instantiate_trainer",
-        ("self", "config", "callbacks"),
-        "GMVAECLI overrides it to add the run's logger, plugins and callbacks to the Trainer "
-        "built from the config (instantiate_trainer, the public one, has no callback list)",
-    ),
-    (
-        LightningCLI,
-        "_parser",
-        ("self", "subcommand"),
-        "the parser of `gmvae fit`, to dump the resumed run's config as config.yaml is written",
-    ),
-    (
-        WeightAveraging,
-        "_swap_models",
-        ("self", "pl_module"),
-        "EvaluationEMA swaps the average in at the end of training, as WeightAveraging does",
-    ),
-    (
         ModelCheckpoint,
         "_save_last_checkpoint",
         ("self", "trainer", "monitor_candidates"),
-        "SigtermCheckpoint saves last.ckpt on SIGTERM as the in-epoch autosave would",
+        "SigtermCheckpoint saves last.ckpt on SIGTERM as the in-epoch autosave would (the "
+        "name, a save_last='link', last_model_path; trainer.save_checkpoint does none of it)",
     ),
     (
         ModelCheckpoint,
         "_monitor_candidates",
         ("self", "trainer"),
         "SigtermCheckpoint passes the metrics a save of last.ckpt names",
+    ),
+    (
+        ExperimentWriter,
+        "_check_log_dir_exists",
+        ("self",),
+        "RunCSVLogger's writer overrides it to read the rows a resume keeps (the base deletes "
+        "metrics.csv there: were it renamed, a resume would lose the file)",
     ),
     (
         ExperimentWriter,
@@ -61,30 +53,29 @@ PRIVATE_METHODS: tuple[tuple[type, str, tuple[str, ...], str], ...] = (
 )
 # Instance attributes: (owner, name, who and why). Set by the owner's __init__.
 PRIVATE_ATTRIBUTES: tuple[tuple[type, str, str], ...] = (
-    (WeightAveraging, "_average_model", "EvaluationEMA builds and reads the averaged model"),
-    (WeightAveraging, "_use_buffers", "EvaluationEMA builds the averaged model as the base does"),
-    (WeightAveraging, "_kwargs", "EvaluationEMA builds the averaged model as the base does"),
     (
         WeightAveraging,
-        "_latest_update_step",
-        "EvaluationEMA counts its updates without reading n_averaged (a device sync)",
+        "_average_model",
+        "EvaluationEMA builds the averaged model its base's hooks read, and reads it",
     ),
     (CSVLogger, "_experiment", "RunCSVLogger puts in the writer that continues metrics.csv"),
 )
 
 
-def epoch_progress(trainer: L.Trainer) -> Any:
-    """The fit loop's batch progress in the epoch (``.is_last_batch``, ``.current.processed``).
+def epoch_batches_done(trainer: L.Trainer) -> int:
+    """The batches the fit loop has trained in this epoch (a resumed epoch's included).
 
-    The in-epoch autosave skips an epoch's last batch, and the module's checkpoint hook
-    counts the batches done, with it; Lightning has no public accessor.
+    The module's checkpoint hook tells a checkpoint taken mid-epoch from one taken after
+    the epoch's last batch with it; Lightning has no public accessor
+    (``Trainer.is_last_batch`` says whether a batch is the last, not how many were done).
     """
-    return trainer.fit_loop.epoch_loop.batch_progress
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
 
-def subcommand_parser(cli: LightningCLI, subcommand: str) -> ArgumentParser:
-    """The parser of ``subcommand`` (``LightningCLI._parser``)."""
-    return cli._parser(subcommand)
+def parser_actions(parser: ArgumentParser) -> Iterable[Any]:
+    """The options of a jsonargparse parser (argparse's ``_actions``, which jsonargparse
+    keeps): the "did you mean" of an unknown option compares it with their names."""
+    return parser._actions
 
 
 def failing_parser(exc: Exception | None, default: ArgumentParser) -> ArgumentParser:

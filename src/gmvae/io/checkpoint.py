@@ -19,16 +19,19 @@ import re
 import warnings
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.fabric.utilities.types import _PATH
 
 from gmvae.errors import ConfigError, DataError, DiskFullError
 from gmvae.io.atomic import atomic_writer, remove_stale_temporaries
+
+# A checkpoint's path, as Lightning's CheckpointIO takes it (its own alias is private).
+CheckpointPath = str | Path
 
 SHARE_HINT = (
     "Training checkpoints (*.ckpt) are for resuming your own runs; share models as "
@@ -36,7 +39,7 @@ SHARE_HINT = (
 )
 
 
-def _is_local(path: _PATH) -> bool:
+def _is_local(path: CheckpointPath) -> bool:
     return isinstance(get_filesystem(path), LocalFileSystem)
 
 
@@ -44,7 +47,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` with atomic saves and weights-only loads (see the module doc)."""
 
     def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+        self, checkpoint: dict[str, Any], path: CheckpointPath, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None or not _is_local(path):
             # Remote stores (s3://, ...) make an object visible only once it is complete.
@@ -62,7 +65,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(
         self,
-        path: _PATH,
+        path: CheckpointPath,
         map_location: Callable | None = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
@@ -73,7 +76,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_safely(path, map_location)
 
 
-def load_checkpoint_safely(path: _PATH, map_location: Any = None) -> dict[str, Any]:
+def load_checkpoint_safely(path: CheckpointPath, map_location: Any = None) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with one clear :class:`DataError` per failure."""
     if not get_filesystem(path).exists(path):
         raise DataError(f"{path}: checkpoint not found")

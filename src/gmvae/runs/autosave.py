@@ -10,8 +10,6 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from gmvae.compat import epoch_progress
-
 
 class AutosaveCheckpoint(ModelCheckpoint):
     """The writer of ``last.ckpt`` (``--autosave.*``): within epochs at its interval, never
@@ -37,7 +35,7 @@ class AutosaveCheckpoint(ModelCheckpoint):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if epoch_progress(trainer).is_last_batch:
+        if trainer.is_last_batch:
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 

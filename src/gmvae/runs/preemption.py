@@ -21,7 +21,6 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from gmvae.compat import epoch_progress
 from gmvae.errors import TrainingError
 from gmvae.runs.autosave import AutosaveCheckpoint
 
@@ -100,7 +99,7 @@ class SigtermCheckpoint(L.Callback):
     ) -> None:
         if not self._decided(trainer):
             return
-        if epoch_progress(trainer).is_last_batch:
+        if trainer.is_last_batch:
             self._pending = True  # the epoch's validation and checkpoint come first
             return
         writer = self._writer(trainer)

@@ -17,15 +17,21 @@ This subclass adds what gmvae needs on top:
 - evaluation outside ``fit`` (``trainer.test(ckpt_path=...)``) keeps the averaged
   weights it loaded, instead of the trained ones of a resume;
 - :meth:`evaluated_state_dict`, for selection in memory (:class:`BestWeights`).
+
+The averaged model itself is ``WeightAveraging._average_model``, which the base class's
+hooks read and has no public accessor (listed, and checked, in :mod:`gmvae.compat`); the
+swap at the end of training is :func:`swap_weights`, this module's own.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
+from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from gmvae.errors import ConfigError
@@ -40,10 +46,27 @@ def warmed_up_decay(decay: float, updates: int) -> float:
     return min(decay, (1.0 + updates) / (WARMUP + updates))
 
 
+@torch.no_grad()
+def swap_weights(module: nn.Module, other: nn.Module) -> None:
+    """Exchange the values of the parameters and buffers of two modules of one structure.
+
+    In place, tensor by tensor (each module keeps its own tensors, so an optimizer's hold
+    on them stays valid): what ``WeightAveraging`` does for validation, paired the same
+    way, in the order of ``parameters()`` then ``buffers()``.
+    """
+    mine = chain(module.parameters(), module.buffers())
+    theirs = chain(other.parameters(), other.buffers())
+    for a, b in zip(mine, theirs, strict=False):
+        held = a.data.clone()
+        a.data.copy_(b.data)
+        b.data.copy_(held)
+
+
 class EvaluationEMA(WeightAveraging):
     """Validates, selects and exports an EMA of the weights (and batch-norm statistics).
 
-    It uses private members of WeightAveraging, listed (and checked) in :mod:`gmvae.compat`.
+    Its averaged model is the base class's private ``_average_model`` (see the module
+    docstring), listed and checked in :mod:`gmvae.compat`.
     """
 
     def __init__(self, decay: float) -> None:
@@ -51,13 +74,22 @@ class EvaluationEMA(WeightAveraging):
             raise ConfigError(f"ema_decay={decay!r} must be in (0, 1), or 0 for no averaging")
         super().__init__(use_buffers=True, multi_avg_fn=self._lerp)
         self.decay = decay
-        self._updates = 0
+        self._updates = 0  # averaging steps, the one being made included
         self._swapped_at_end = False  # after on_train_end: the average holds the trained weights
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        """After every optimizer step, as the base class: counted here, where the update is
+        decided (reading the average's ``n_averaged`` would sync with the device)."""
+        if step_idx is None:
+            return False
+        self._updates += 1
+        return True
 
     @torch.no_grad()
     def _lerp(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _: Any) -> None:
-        # AveragedModel copies on its first update and calls this from the second on.
-        weight = 1.0 - warmed_up_decay(self.decay, self._updates)
+        # AveragedModel copies on its first update and calls this from the second on; the
+        # decay is that after the updates before this one.
+        weight = 1.0 - warmed_up_decay(self.decay, self._updates - 1)
         if averaged[0].is_floating_point():
             torch._foreach_lerp_(averaged, current, weight)
         else:  # batch norm's num_batches_tracked: follow the trained model
@@ -68,13 +100,13 @@ class EvaluationEMA(WeightAveraging):
         # compiles the network in place, which needs no warning about sharding.
         if stage == "fit":
             self._average_model = AveragedModel(
-                pl_module, use_buffers=self._use_buffers, **self._kwargs
+                pl_module, use_buffers=True, multi_avg_fn=self._lerp
             )
             self._updates, self._swapped_at_end = 0, False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._average_model is not None:
-            self._swap_models(pl_module)
+            swap_weights(self._average_model.module, pl_module)
             self._swapped_at_end = True
 
     def on_save_checkpoint(
@@ -96,14 +128,6 @@ class EvaluationEMA(WeightAveraging):
         checkpoint["averaging_state"] = {
             name: value for name, value in held.items() if not name.startswith("module.")
         }
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
-    ) -> None:
-        before = self._latest_update_step
-        super().on_train_batch_end(trainer, pl_module, *args)
-        if self._latest_update_step != before:  # counted here: reading n_averaged would sync
-            self._updates += 1
 
     def evaluated_state_dict(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
         """The weights validation uses: the average during ``fit``, else the module's own."""

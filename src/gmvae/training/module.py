@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from gmvae.compat import epoch_progress
+from gmvae.compat import epoch_batches_done
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
 from gmvae.losses.total import GMVAELoss
@@ -213,7 +213,7 @@ class GMVAEModule(L.LightningModule):
         trainer = _attached_trainer(self)
         if trainer is None or not trainer.training and not trainer.validating:
             return
-        done = epoch_progress(trainer).current.processed
+        done = epoch_batches_done(trainer)
         if done < trainer.num_training_batches:
             return  # mid-epoch: the partial sums continue after the resume
         # With EvaluationEMA, "state_dict" holds the average and "current_model_state"

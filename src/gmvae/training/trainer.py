@@ -7,11 +7,13 @@ What every run gets, and why:
   (:func:`gmvae.training.precision.fastest_precision`: bf16 autocast where it is native);
 - checkpoints written atomically and read without unpickling
   (:class:`gmvae.io.checkpoint.SafeCheckpointIO`), unless a CheckpointIO is given;
-- the training time (``Timer``), the random state in every checkpoint
+- the training time (``Timer``, which also ends training at ``max_time``), the random state in every checkpoint
   (:class:`gmvae.runs.rng_state.RNGState`), a stop with a clear error at the first NaN or Inf
   loss (:class:`gmvae.runs.guard.NonFiniteLossGuard`) and the CPU thread count
   (:class:`gmvae.training.threads.ThreadTuner`);
-- Lightning's distributed sampler off: the half-labeled batch sampler shards by rank itself.
+- Lightning's distributed sampler off: the half-labeled batch sampler shards by rank itself;
+- an option the Trainer refuses as one :class:`gmvae.errors.ConfigError` naming it
+  (:mod:`gmvae.training.trainer_options`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.plugins import CheckpointIO
-from lightning.pytorch.callbacks import Timer
 
 from gmvae.io.checkpoint import SafeCheckpointIO
 from gmvae.runs.guard import NonFiniteLossGuard
 from gmvae.runs.rng_state import RNGState
 from gmvae.training.precision import fastest_precision
 from gmvae.training.threads import AUTO, ThreadTuner
+from gmvae.training.trainer_options import timer, trainer_option_errors
 
 # Epochs of `gmvae fit` unless the config says otherwise (the paper's 200, Section 5.2).
 MAX_EPOCHS = 200
@@ -46,13 +48,15 @@ def trainer_defaults() -> dict[str, Any]:
     }
 
 
-def default_callbacks(threads: int | str = AUTO) -> list[L.Callback]:
+def default_callbacks(threads: int | str = AUTO, max_time: Any = None) -> list[L.Callback]:
     """The callbacks of every training run, after the run's own (see the module docstring).
 
     ``threads``: ``"auto"`` or a fixed CPU thread count (:class:`ThreadTuner`); a bad
-    value raises :class:`gmvae.errors.ConfigError` here, before any work.
+    value raises :class:`gmvae.errors.ConfigError` here, before any work. ``max_time``:
+    the Trainer's option, which Lightning ignores beside a Timer of ours: the Timer
+    stops training there.
     """
-    return [Timer(), RNGState(), NonFiniteLossGuard(), ThreadTuner(threads)]
+    return [timer(max_time), RNGState(), NonFiniteLossGuard(), ThreadTuner(threads)]
 
 
 def default_plugins(plugins: Any = None) -> list[Any]:
@@ -75,12 +79,17 @@ def build_trainer(
     """A Trainer as ``gmvae fit`` builds it: ``options`` over :func:`trainer_defaults`,
     ``callbacks`` then :func:`default_callbacks`, ``plugins`` with :func:`default_plugins`.
 
+    An option the Trainer refuses raises :class:`gmvae.errors.ConfigError` naming it
+    (``max_epochs: ...``).
+
     >>> build_trainer(max_epochs=1, logger=False, enable_progress_bar=False).max_epochs
     1
     """
     config = {**trainer_defaults(), **options}
-    config["plugins"] = default_plugins(config.get("plugins"))
-    return L.Trainer(callbacks=[*callbacks, *default_callbacks(threads)], **config)
+    with trainer_option_errors(config, prefix=""):
+        own = default_callbacks(threads, config.pop("max_time", None))
+        config["plugins"] = default_plugins(config.get("plugins"))
+        return L.Trainer(callbacks=[*callbacks, *own], **config)
 
 
 @contextmanager
