@@ -115,6 +115,7 @@ class GMVAEModule(L.LightningModule):
         # mid-epoch holds the partial sums, so a resumed run logs the same means.
         self.train_means = nn.ModuleDict({name: _persistent_mean() for name in TRAIN_LOGGED})
         self._train_means_logged = False
+        self._labeled_rows: int | None = None  # the data module's, read in setup()
         # Label -1 marks unlabeled rows (user data): they count in the loss, not the accuracy.
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
@@ -170,9 +171,18 @@ class GMVAEModule(L.LightningModule):
             )
 
     def setup(self, stage: str) -> None:
-        """Fail before training, not at the first step, when the batches cannot feed the k-NN."""
+        """Fail before training, not at the first step, when the batches cannot feed the k-NN
+        or do not say where their labeled rows are."""
         if stage == "fit":
-            self.check_batches(getattr(self.trainer.datamodule, "labeled_batch_size", None))
+            labeled = getattr(self.trainer.datamodule, "labeled_batch_size", None)
+            self.check_batches(labeled)
+            self._labeled_rows = labeled
+            if labeled is None and not self.loss_config.labeled_generative:
+                raise ConfigError(
+                    "model.loss.labeled_generative=false needs a data module that puts "
+                    "labeled_batch_size labeled rows last in every training batch "
+                    "(GMVAEDataModule, ArrayDataModule); this one has no labeled_batch_size"
+                )
 
     def check_batches(self, labeled_batch_size: int | None) -> None:
         """Raise :class:`ConfigError` when ``labeled_batch_size`` rows cannot feed the k-NN."""
@@ -254,13 +264,13 @@ class GMVAEModule(L.LightningModule):
     def _generative_rows(self, batch_size: int) -> int | None:
         """Leading (unlabeled) rows of a training batch that get the VAE terms.
 
-        The batch sampler puts the ``labeled_batch_size`` labeled rows last, so the
-        count needs no look at the labels (no host synchronisation).
+        The data module's batch sampler puts its ``labeled_batch_size`` labeled rows
+        last (read once, and checked, in :meth:`setup`), so the count needs no look at the
+        labels (no host synchronisation).
         """
         if self.loss_config.labeled_generative:
             return None
-        labeled = getattr(self.trainer.datamodule, "labeled_batch_size", 0)
-        return batch_size - labeled
+        return batch_size - self._labeled_rows
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, labels = batch
