@@ -82,4 +82,6 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
 
     first, again, other = fit("a", "4"), fit("b", "4"), fit("c", "5")
     assert first == again
-    assert first[0]["test_accuracy"] != other[0]["test_accuracy"]
+    # Another seed trains otherwise: its losses differ (one accuracy can coincide: seeds 4
+    # and 5 both got 91 of the 599 test digits wrong).
+    assert first[1] != other[1] and first[0] != other[0]
