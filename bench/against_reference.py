@@ -163,7 +163,7 @@ def serve_gmvae(conn: Connection, options: SideOptions) -> None:
     import lightning as L
     import numpy as np
     import torch
-    from train_throughput import build
+    from train_throughput import BARE_TRAINER, build
 
     from gmvae.training.threads import AUTO, ThreadTuner
     from gmvae.training.trainer import build_trainer, quiet_lightning
@@ -244,14 +244,10 @@ def serve_gmvae(conn: Connection, options: SideOptions) -> None:
         trainer = build_trainer(
             precision=precision,
             max_epochs=-1,  # the parent decides when to stop
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
             callbacks=[gate],
             threads=AUTO if options.threads is None else options.threads,
             **evaluation,
+            **BARE_TRAINER,
         )
         for callback in trainer.callbacks:
             if isinstance(callback, ThreadTuner):

@@ -22,7 +22,7 @@ from pathlib import Path
 import lightning as L
 
 # Beside this script: the model, data module and precision, built as gmvae fit builds them.
-from train_throughput import build
+from train_throughput import BARE_TRAINER, build
 
 from gmvae.training.trainer import build_trainer
 
@@ -75,12 +75,8 @@ def main() -> None:
     trainer = build_trainer(
         precision=precision,
         max_epochs=args.max_epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
         callbacks=[clock],
+        **BARE_TRAINER,
     )
     dm.setup("fit")  # load before the clock starts
     trainer.fit(module, datamodule=dm)

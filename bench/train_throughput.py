@@ -51,6 +51,16 @@ PLAIN_BASELINE = [
 ]
 
 
+# The benchmarks' Trainers: no logger, checkpoints, progress bar, summary or sanity check.
+BARE_TRAINER = {
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
+
+
 class StepTimer(L.Callback):
     """Wall time of every training step: from one batch's start to the next one's, so
     that every callback's work after the optimizer step counts (the model's own, such as
@@ -147,12 +157,8 @@ def run_steps(module: GMVAEModule, dm: GMVAEDataModule, precision: str, steps: i
     trainer = build_trainer(
         precision=precision,
         max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
-        num_sanity_val_steps=0,
+        **BARE_TRAINER,
         callbacks=[timer],
         threads=torch.get_num_threads(),
     )

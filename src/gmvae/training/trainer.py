@@ -7,10 +7,10 @@ What every run gets, and why:
   (:func:`gmvae.training.precision.fastest_precision`: bf16 autocast where it is native);
 - checkpoints written atomically and read without unpickling
   (:class:`gmvae.io.checkpoint.SafeCheckpointIO`), unless a CheckpointIO is given;
-- the training time (``Timer``, which also ends training at ``max_time``), the random state in every checkpoint
-  (:class:`gmvae.runs.rng_state.RNGState`), a stop with a clear error at the first NaN or Inf
-  loss (:class:`gmvae.runs.guard.NonFiniteLossGuard`) and the CPU thread count
-  (:class:`gmvae.training.threads.ThreadTuner`);
+- the training time (``Timer``, which also ends training at ``max_time``), the random
+  state in every checkpoint (:class:`gmvae.runs.rng_state.RNGState`), a stop with a
+  clear error at the first NaN or Inf loss (:class:`gmvae.runs.guard.NonFiniteLossGuard`)
+  and the CPU thread count (:class:`gmvae.training.threads.ThreadTuner`);
 - Lightning's distributed sampler off: the half-labeled batch sampler shards by rank itself;
 - an option the Trainer refuses as one :class:`gmvae.errors.ConfigError` naming it
   (:mod:`gmvae.training.trainer_options`).
