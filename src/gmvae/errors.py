@@ -36,17 +36,26 @@ class DiskFullError(GMVAEError):
 def suggestion(given: str, known: list[str] | set[str], prefix: str = "--") -> str:
     """``"; did you mean --model.loss.knn_k?"`` for the closest known name, or ``""``.
 
-    A dotted key is compared with its siblings first (the options under the same parent:
-    ``model.loss.k`` is meant for one of the loss options), a name it begins first of all.
+    The same name at another depth comes first (``model.init`` is ``model.network.init``),
+    then the options under the same parent (``model.loss.k`` is meant for one of the loss
+    options, a name it begins first of all), then the closest name anywhere.
     """
+    known = sorted(set(known) - {given})
     parent, _, leaf = given.rpartition(".")
-    siblings = sorted(k.rpartition(".")[2] for k in known if parent and k.startswith(parent + "."))
-    siblings = [k for k in siblings if "." not in k]
-    starting = [k for k in siblings if k.startswith(leaf)]
-    close = starting if len(starting) == 1 else difflib.get_close_matches(leaf, siblings, 1, 0.3)
-    if close:
-        return f"; did you mean {prefix}{parent}.{close[0]}?"
-    close = difflib.get_close_matches(given, sorted(known), n=1, cutoff=0.6)
+    elsewhere = [k for k in known if k.rpartition(".")[2] == leaf]
+    if elsewhere:
+        under_parent = [k for k in elsewhere if k.startswith(parent + ".")] if parent else []
+        return f"; did you mean {prefix}{(under_parent or elsewhere)[0]}?"
+    if parent:
+        children = (k[len(parent) + 1 :] for k in known if k.startswith(parent + "."))
+        siblings = [k for k in children if "." not in k]
+        starting = [k for k in siblings if k.startswith(leaf)]
+        close = (
+            starting if len(starting) == 1 else difflib.get_close_matches(leaf, siblings, 1, 0.3)
+        )
+        if close:
+            return f"; did you mean {prefix}{parent}.{close[0]}?"
+    close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
     return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 

@@ -3,10 +3,11 @@ that names it; ``max_time`` stops training although every run has a Timer of its
 
 import pytest
 from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.demos.boring_classes import BoringModel
 
 from gmvae.errors import ConfigError
 from gmvae.training.trainer import build_trainer
-from gmvae.training.trainer_options import refused_option
+from gmvae.training.trainer_options import late_refusal, refused_option
 
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
 
@@ -88,3 +89,20 @@ def test_max_time_is_kept_by_the_runs_own_timer(tmp_path):
         if isinstance(c, Timer)
     ]
     assert unbounded.time_remaining() is None
+
+
+def test_a_late_refusal_is_taken_only_from_lightning(tmp_path):
+    """Lightning's fit-time refusal of an option becomes one ConfigError; the same words
+    raised anywhere else (a bug of ours, say) are left to show their traceback."""
+    trainer = build_trainer(
+        max_epochs=1, val_check_interval=500, default_root_dir=tmp_path, **QUIET
+    )
+    with pytest.raises(ValueError) as refused:
+        trainer.fit(BoringModel())  # 64 training batches
+    error = late_refusal(refused.value)
+    assert isinstance(error, ConfigError)
+    assert str(error).startswith("--trainer.val_check_interval: `val_check_interval` (500)")
+    with pytest.raises(ValueError) as ours:
+        raise ValueError(str(refused.value))
+    assert late_refusal(ours.value) is None
+    assert late_refusal(RuntimeError("`max_epochs` must be >= -1")) is None

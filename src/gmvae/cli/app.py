@@ -41,7 +41,7 @@ from gmvae.training.datamodule import GMVAEDataModule
 from gmvae.training.module import GMVAEModule
 from gmvae.training.threads import AUTO
 from gmvae.training.trainer import default_callbacks, default_plugins, trainer_defaults
-from gmvae.training.trainer_options import trainer_option_errors
+from gmvae.training.trainer_options import late_refusal, trainer_option_errors
 
 # Commands beyond LightningCLI's fit / validate / test / predict, each in a module of its
 # own: name -> "module:function", the function taking the remaining argv and returning
@@ -329,7 +329,7 @@ def _user_error(exc: BaseException) -> GMVAEError | None:
         raw = next(e for e in reversed(chain) if isinstance(e, OSError) and e.errno in DISK_FULL)
         where = f"cannot write {raw.filename}: " if raw.filename else ""
         return DiskFullError(f"{where}the disk is full (no space left)")
-    return found
+    return found or late_refusal(exc)
 
 
 def usage() -> str:

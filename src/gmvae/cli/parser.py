@@ -45,7 +45,7 @@ def known_keys(parser: ArgumentParser) -> set[str]:
     keys: set[str] = set()
     for action in parser_actions(parser):
         dest = getattr(action, "dest", "")
-        if not dest or dest == "help":
+        if not dest or dest.rpartition(".")[2] == "help":  # --help, --model.network.help
             continue
         keys.add(dest)
         hint = option_typehint(action)

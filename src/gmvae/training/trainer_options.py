@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import inspect
 import re
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -109,6 +111,24 @@ def trainer_option_errors(options: Mapping[str, Any], prefix: str = "--trainer."
         name = refused_option(message, options)
         where = f"{prefix}{name}" if name else "the Trainer refused its options"
         raise ConfigError(f"{where}: {message}") from exc
+
+
+def late_refusal(exc: BaseException, prefix: str = "--trainer.") -> ConfigError | None:
+    """A Trainer option Lightning refuses only once fit has begun, as one ConfigError.
+
+    ``--trainer.val_check_interval 5000`` passes every check until Lightning's fit loop
+    counts the epoch's batches (5000 > 15), after the run directory's config files are
+    written. Only an error raised inside Lightning whose message names a Trainer option
+    is taken; any other exception is left alone (None).
+    """
+    if not isinstance(exc, (MisconfigurationException, ValueError)) or exc.__traceback__ is None:
+        return None
+    raised_in = Path(traceback.extract_tb(exc.__traceback__)[-1].filename).parts
+    if "lightning" not in raised_in:
+        return None
+    message = " ".join(str(exc).split())
+    name = refused_option(message, {})
+    return ConfigError(f"{prefix}{name}: {message}") if name else None
 
 
 def refused_option(message: str, options: Mapping[str, Any]) -> str | None:
