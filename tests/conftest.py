@@ -39,6 +39,20 @@ def _isolated_env(tmp_path, monkeypatch):
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The run directory of the README's first command, ``gmvae fit --config
+    configs/digits-demo.yaml`` (its 200 epochs, one thread), trained once for the tests
+    that read it."""
+    from gmvae.cli.app import main
+
+    run = tmp_path_factory.mktemp("digits-demo")
+    main(
+        ["fit", "--config", DEMO, "--trainer.default_root_dir", str(run), "--threads", "1", *QUIET]
+    )
+    return run
+
+
 @pytest.fixture
 def two_threads():
     """The stride-2 layers take their block matmuls only with two threads or more."""

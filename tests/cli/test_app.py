@@ -19,13 +19,14 @@ def gmvae(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_digits_demo_learns(tmp_path):
-    """The README's demo: at least 85 % test accuracy with 50 labels."""
-    main(["fit", "--config", DEMO, "--trainer.default_root_dir", str(tmp_path), *QUIET])
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+def test_digits_demo_learns(demo_run):
+    """The README's demo: at least 85 % test accuracy with 50 labels, its last epoch tested
+    (tests/figures/test_collapse.py checks that the same model generates)."""
+    metrics = json.loads((demo_run / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.85, metrics
     assert metrics["test_error"] == pytest.approx(100 * (1 - metrics["test_accuracy"]), abs=1e-3)
-    assert metrics["epochs"] == 30 and metrics["best_val_accuracy"] >= 0.8
+    assert metrics["epochs"] == 200 and metrics["checkpoint_monitor"] is None
+    assert metrics["best_checkpoint"].endswith("best-epoch199.ckpt")
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from gmvae.data.registry import load_split
 from gmvae.errors import GMVAEError, ToolParser
 from gmvae.figures import options
 from gmvae.figures.arrays import generated_grid
-from gmvae.figures.collapse import latent_use
+from gmvae.figures.collapse import MIN_CATEGORY_CONTRAST, category_contrast, latent_use
 from gmvae.figures.plotting import image_grid
 from gmvae.io.model_file import ModelCard, load_model
 from gmvae.model.gmvae import GMVAE
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     data_path = options.check_outputs(args.out, ".npz", force=args.force)
     model, card = load_model(args.model)
     images = generated_grid(model, args.per_class, seed=args.seed)
-    _warn_if_collapsed(model, images, _test_batch(args, card))
+    _warn_if_it_cannot_generate(model, images, _test_batch(args, card))
     labels = options.row_names(card)
     fig = image_grid(images, labels, title="z ~ p(z|y), decoded: one row per category y")
     options.write_outputs(
@@ -69,14 +69,26 @@ def _test_batch(args: argparse.Namespace, card: ModelCard, n: int = 1000) -> tor
     return arrays.images[:n] if arrays.image_shape == card.image_shape else None
 
 
-def _warn_if_collapsed(model: GMVAE, images: np.ndarray, x: torch.Tensor | None) -> None:
+def _warn_if_it_cannot_generate(model: GMVAE, images: np.ndarray, x: torch.Tensor | None) -> None:
     use = latent_use(model, images, x)
     if use.collapsed:
         print(
             "gmvae: warning: this model's z carries no information about the image "
             f"(posterior collapse: {use.describe()}): the decoder gets nothing from z, so the "
-            "grid shows average images, not samples. Training with a lighter "
-            "Gaussian KL (--model.loss.w_gaussian) or a heavier reconstruction term "
-            "(--model.loss.reconstruction_reduction sum) keeps z informative",
+            "grid shows average images, not samples. A lighter Gaussian KL against the "
+            "reconstruction term (--model.loss.w_gaussian), longer training, and the last "
+            "checkpoint instead of an early best-validation one (--checkpoint.monitor null) "
+            "keep z informative",
+            file=sys.stderr,
+        )
+        return
+    contrast = category_contrast(images)
+    if contrast is not None and contrast < MIN_CATEGORY_CONTRAST:
+        print(
+            "gmvae: warning: the rows hardly differ by category (their mean images differ "
+            f"{contrast:.1f} times as much as chance makes them; models that draw their "
+            "classes measure 5 or more): z ~ p(z|y) does not decode to images of category y. "
+            "Longer training, and the last checkpoint instead of an early best-validation one "
+            "(--checkpoint.monitor null), let p(z|y) take each category's place",
             file=sys.stderr,
         )
