@@ -1,7 +1,7 @@
 """Test error with labels chosen by ``gmvae suggest`` vs drawn at random vs the paper's draw.
 
     python bench/suggest_vs_random.py --config configs/digits-demo.yaml --dataset digits \\
-        --budgets 10 20 50 100 --seeds 3 --out-dir runs/suggest-bench
+        --budgets 10 20 50 100 --seeds 3 --out-dir runs/suggest-bench [gmvae fit options]
 
 For each seed, ``gmvae suggest DATASET --seed S`` trains a clustering model on the train
 part of the seed's split (or takes ``--suggest-model``) and picks each budget's images;
@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suggest-epochs", type=int, default=20, help="of the clustering model")
     parser.add_argument("--suggest-model", help="a model.safetensors to suggest from instead")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
-    args = parser.parse_args(argv)
+    # Every option not named above is a gmvae fit option for every run, e.g.
+    # --model.loss.w_gaussian=1 (the "=" keeps a value starting with "-" attached).
+    args, fit_options = parser.parse_known_args(argv)
     gmvae = [sys.executable, "-m", "gmvae"]
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     fit_data = ["--data.data_dir", args.data_dir] if args.data_dir else []
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             for arm, options in arms.items():
                 root = base / f"{arm}-{budget}"
                 if not (root / "metrics.json").is_file():
-                    command = [*gmvae, "fit", "--config", args.config, *options, *fit_data]
+                    command = [*gmvae, "fit", "--config", args.config, *fit_options, *options]
+                    command += fit_data
                     command += ["--seed_everything", str(seed), *epochs, *quiet]
                     command += ["--trainer.default_root_dir", str(root)]
                     run(command, root / "fit.log")
