@@ -81,6 +81,9 @@ class LossConfig:
     (L_A on unlabeled rows, and L_M) ramp linearly from 0 to full weight, so that
     early features, still poor, do not lock wrong labels in; 0 is the paper's
     constant weights.
+    ``label_start``: epochs of the variational terms alone before any label term (L_A,
+    L_M) starts, so that the features first take the data's own structure; the
+    warm-up ramp begins after it. 0 is the paper's schedule.
     ``align_assignments``: correct the k-NN assignment for the classes it keeps
     over-assigning (distribution alignment, :class:`gmvae.losses.AlignedAssignment`);
     false is the paper's plain vote.
@@ -105,6 +108,7 @@ class LossConfig:
     metric_kwargs: dict[str, Any] = field(default_factory=dict)
     labeled_generative: bool = True
     pseudo_label_warmup: float = 0.0
+    label_start: float = 0.0
     align_assignments: bool = False
     pseudo_labels: str = "knn"
 
@@ -113,6 +117,7 @@ class LossConfig:
         _check_choice("reconstruction_reduction", self.reconstruction_reduction, REDUCTIONS)
         _check_choice("pseudo_labels", self.pseudo_labels, PSEUDO_LABELS)
         _check_positive("pseudo_label_warmup", self.pseudo_label_warmup, allow_zero=True)
+        _check_positive("label_start", self.label_start, allow_zero=True)
         for name in ("w_reconstruction", "w_gaussian", "w_categorical", "w_assignment", "w_metric"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         if not isinstance(self.knn_k, int) or self.knn_k < 1:

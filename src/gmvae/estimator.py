@@ -161,7 +161,7 @@ class GMVAEClassifier(
         :class:`gmvae.config.NetworkConfig`.
     reconstruction, reconstruction_reduction, w_reconstruction, w_gaussian, \
 w_categorical, w_assignment, w_metric, knn_k, metric, metric_margin, metric_kwargs, \
-labeled_generative, pseudo_label_warmup, align_assignments, pseudo_labels
+labeled_generative, pseudo_label_warmup, label_start, align_assignments, pseudo_labels
         :class:`gmvae.config.LossConfig` (``metric_kwargs=None``: no keyword arguments).
         The loss weights are those of paper Eq. 7; 0 switches a term off.
     temperature_start, temperature_end, temperature_epochs, temperature_hard

@@ -114,7 +114,7 @@ class GMVAEModule(L.LightningModule):
         # Epoch means of the training terms, kept as module state: a checkpoint saved
         # mid-epoch holds the partial sums, so a resumed run logs the same means.
         self.train_means = nn.ModuleDict({name: _persistent_mean() for name in TRAIN_LOGGED})
-        self._train_means_logged = False
+        self._train_means_logged: set[str] = set()  # names registered this epoch
         self._labeled_rows: int | None = None  # the data module's, read in setup()
         # Label -1 marks unlabeled rows (user data): they count in the loss, not the accuracy.
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=-1)
@@ -158,7 +158,7 @@ class GMVAEModule(L.LightningModule):
         return torch.softmax(self.model.classify(x), dim=-1)
 
     def on_train_epoch_start(self) -> None:
-        self._train_means_logged = False
+        self._train_means_logged = set()
 
     def on_train_start(self) -> None:
         # seed_everything gives every DDP rank the same seed, hence the same Gumbel and z
@@ -245,19 +245,23 @@ class GMVAEModule(L.LightningModule):
             hard=self.temperature_config.hard,
             generative_rows=self._generative_rows(len(x)),
         )
-        ramp = linear_warmup(progress, self.loss_config.pseudo_label_warmup)
-        terms = self.criterion(out, x, labels, pseudo_label_weight=ramp)
+        label_progress = progress - self.loss_config.label_start
+        ramp = linear_warmup(label_progress, self.loss_config.pseudo_label_warmup)
+        terms = self.criterion(
+            out, x, labels, pseudo_label_weight=ramp, include_auxiliary=label_progress >= 0
+        )
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # a Python float: no sync
         logged = {**terms.named(), "temperature": torch.tensor(tau), "lr": torch.tensor(lr)}
         for name, value in logged.items():
             self.train_means[name].update(value.detach(), weight=len(x))
-        if not self._train_means_logged:
+        if len(logged) > len(self._train_means_logged):
             # Lightning computes a logged Metric from its own state at the epoch's end, so
             # one registration per epoch is enough; logging all eight every step cost 2.5 %
-            # of a step in Python (docs/PERFORMANCE.md).
-            for name in logged:  # the terms in use (no L_A, L_M when clustering)
+            # of a step in Python (docs/PERFORMANCE.md). The terms in use can grow within an
+            # epoch (L_A and L_M start at model.loss.label_start), never shrink.
+            for name in logged.keys() - self._train_means_logged:
                 self.log(f"train/{name}", self.train_means[name], on_step=False, on_epoch=True)
-            self._train_means_logged = True
+            self._train_means_logged |= logged.keys()
         # The named terms let NonFiniteLossGuard say which one went NaN.
         return {"loss": terms.total, "terms": {k: v.detach() for k, v in terms.named().items()}}
 
