@@ -20,12 +20,16 @@ class _FirstStepTerms(L.Callback):
             self.outputs = outputs
 
 
+def _digits() -> GMVAEDataModule:
+    return GMVAEDataModule(
+        "digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50, seed=0
+    )
+
+
 def _first_step(warmup: float, tmp_path, **loss) -> dict:
     """Loss terms of the first training step (only L_A and L_M switched on, unless ``loss``)."""
     L.seed_everything(0)
-    dm = GMVAEDataModule(
-        "digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50, seed=0
-    )
+    dm = _digits()
     module = GMVAEModule(
         (1, 8, 8),
         10,
@@ -64,9 +68,7 @@ def test_label_start_trains_the_variational_terms_alone_first(tmp_path):
 
 def test_terms_that_start_within_an_epoch_are_logged_for_it(tmp_path):
     L.seed_everything(0)
-    dm = GMVAEDataModule(
-        "digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50, seed=0
-    )
+    dm = _digits()
     module = GMVAEModule((1, 8, 8), 10, network=TINY_NETWORK, loss={"knn_k": 3, "label_start": 0.5})
     trainer = bare_trainer(tmp_path, max_epochs=1)
     trainer.fit(module, datamodule=dm)
