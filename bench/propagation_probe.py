@@ -18,18 +18,12 @@ import argparse
 import numpy as np
 import torch
 
-from gmvae.data.arrays import to_float
+from gmvae.cli.suggest import _features as encoder_features
 from gmvae.data.registry import get_spec, load_split
 from gmvae.data.split import balanced_labeled_subset, train_val_split
 from gmvae.io.model_file import load_model
 from gmvae.losses.assignment import knn_assign
 from gmvae.losses.propagation import propagate_labels
-
-
-@torch.inference_mode()
-def features(model, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """x_hat of every image, float32, (N, fsz)."""
-    return torch.cat([model.features(to_float(b)).float() for b in images.split(batch_size)])
 
 
 def describe(name: str, predicted: np.ndarray, truth: np.ndarray, watched: int) -> str:
@@ -62,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = full.labels.numpy()[train]
     labeled = balanced_labeled_subset(truth, args.num_labeled, classes, args.seed)
     model, _ = load_model(args.checkpoint)
-    feats = features(model, full.images[train])
+    feats = torch.from_numpy(encoder_features(model, full.images[train]))
     known = torch.as_tensor(truth[labeled])
     unlabeled = np.setdiff1d(np.arange(len(train)), labeled)
     rng = np.random.default_rng(0)
