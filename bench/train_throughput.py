@@ -121,7 +121,7 @@ def flops_per_sample(module: GMVAEModule, batch: tuple[torch.Tensor, torch.Tenso
     Counted on the plain layers: the model's FLOPs, whatever kernels compute them (the
     block matmuls of the stride-2 weight gradients do some work on padding).
     """
-    x, labels = batch
+    x, labels, *_ = batch
     module.train()
     set_fast_kernels(module.model, False)
     with FlopCounterMode(display=False) as counter:

@@ -18,7 +18,7 @@ RECONSTRUCTIONS = ("mse", "bce")
 REDUCTIONS = ("sum", "mean")
 PRIORS = ("mixture", "standard")
 INITS = ("default", "xavier")
-PSEUDO_LABELS = ("knn", "propagation")
+PSEUDO_LABELS = ("knn", "propagation", "epoch_propagation")
 
 
 def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -92,7 +92,10 @@ class LossConfig:
     paper's distance-weighted vote of the nearest labeled rows (Eq. 8); ``propagation``
     propagates the labels over a k-NN graph of the batch and a queue of recent unlabeled
     features (:mod:`gmvae.losses.propagation`), so that targets follow chains of
-    unlabeled neighbours (not in the paper).
+    unlabeled neighbours (not in the paper). ``epoch_propagation`` propagates them once
+    per epoch over every training row, from the features at the epoch's start, and keeps
+    those targets for the epoch (:mod:`gmvae.training.epoch_targets`; not in the paper);
+    it needs ``label_start`` >= 1, so that its first targets come from trained features.
     """
 
     reconstruction: str = "mse"
@@ -129,6 +132,12 @@ class LossConfig:
             raise ConfigError(
                 f"align_assignments corrects the k-NN vote; it cannot be combined with "
                 f"pseudo_labels={self.pseudo_labels!r}"
+            )
+        if self.pseudo_labels == "epoch_propagation" and self.label_start < 1:
+            raise ConfigError(
+                f"pseudo_labels='epoch_propagation' needs label_start >= 1 (got "
+                f"{self.label_start}): its targets come from the features at an epoch's start, "
+                "and before the first epoch they are untrained"
             )
         if not self.metric:
             raise ConfigError("metric must name a loss: 'lifted' or a pytorch-metric-learning loss")

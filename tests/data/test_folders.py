@@ -203,7 +203,7 @@ def test_the_datamodule_reads_a_folder_with_every_labeled_row(tmp_path):
     dm.setup("fit")
     dm.setup("test")
     assert len(dm.labeled_index) == int((dm.train_set.labels >= 0).sum()) == 40 - 10 - 10
-    x, labels = next(iter(dm.train_dataloader()))
+    x, labels, _ = next(iter(dm.train_dataloader()))
     assert x.shape == (16 + 8, 3, 10, 10) and x.dtype == torch.float32
     assert (labels[16:] >= 0).all() and (labels[:16] < 0).all()
 

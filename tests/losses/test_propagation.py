@@ -8,7 +8,9 @@ from gmvae.losses.propagation import (
     PropagatedAssignment,
     conjugate_gradient,
     knn_affinity,
+    knn_graph,
     propagate_labels,
+    sparse_knn_affinity,
 )
 
 
@@ -82,3 +84,25 @@ def test_a_loaded_queue_keeps_its_fill_count():
     restored.load_state_dict(trained.state_dict())
     assert restored._filled == trained._filled == 50
     torch.testing.assert_close(restored(features, labels), trained(features, labels))
+
+
+def test_the_sparse_graph_equals_the_dense_one_in_any_chunking():
+    features = torch.randn(90, 6, generator=torch.Generator().manual_seed(3))
+    dense = knn_affinity(features, 7)
+    for chunk in (1, 16, 90, 1000):
+        torch.testing.assert_close(sparse_knn_affinity(features, 7, chunk=chunk).to_dense(), dense)
+    nearest, idx = knn_graph(features, 7, chunk=16)
+    full = torch.cdist(features, features).fill_diagonal_(float("inf")).topk(7, largest=False)
+    torch.testing.assert_close(nearest, full.values)
+    assert torch.equal(idx, full.indices)
+
+
+def test_sparse_propagation_gives_the_dense_classes():
+    features, labels, truth = two_arcs()
+    assert torch.equal(propagate_labels(features, labels, 2, graph_k=4, sparse=True), truth)
+    noise = torch.randn(200, 5, generator=torch.Generator().manual_seed(4))
+    known = torch.full((200,), -1)
+    known[:12] = torch.arange(12) % 3
+    torch.testing.assert_close(
+        propagate_labels(noise, known, 3, sparse=True), propagate_labels(noise, known, 3)
+    )

@@ -27,10 +27,14 @@ class RecordRows(L.Callback):
         self._plan: list[list[int]] = []
 
     def _check(self, batch, plan: list[int], images: torch.Tensor, labels: torch.Tensor) -> None:
-        x, y = batch
+        x, y, *rows = batch  # training batches carry their row indices too
         idx = torch.tensor(plan)
         self.batches += 1
-        if not (torch.equal(x, to_float(images[idx])) and torch.equal(y, labels[idx])):
+        if not (
+            torch.equal(x, to_float(images[idx]))
+            and torch.equal(y, labels[idx])
+            and all(torch.equal(r, idx) for r in rows)
+        ):
             self.mismatches += 1
 
     # training: the batch sampler after Lightning's set_epoch, replayed (it is deterministic)

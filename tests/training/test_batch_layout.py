@@ -22,7 +22,7 @@ class _Batches(L.Callback):
         self.rows: list[tuple[int, int | None]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        x, labels = batch
+        x, labels, _ = batch
         generative = pl_module._generative_rows(len(x))
         self.rows.append((generative, int((labels[generative:] >= 0).sum())))
         assert bool((labels[:generative] < 0).all())  # the VAE terms see unlabeled rows only

@@ -31,7 +31,7 @@ def test_validation_labels_are_hidden_when_the_run_has_none():
     dm.setup("test")
     _, val_labels = next(iter(dm.val_dataloader()))
     assert len(val_labels) == len(dm.val_set) and (val_labels == -1).all()
-    _, train_labels = next(iter(dm.train_dataloader()))
+    _, train_labels, _ = next(iter(dm.train_dataloader()))
     assert (train_labels == -1).all()
     _, test_labels = next(iter(dm.test_dataloader()))  # the test set keeps its labels
     assert test_labels.min() == 0 and test_labels.max() == 9

@@ -35,10 +35,13 @@ def test_lightning_draws_a_fresh_permutation_every_epoch(tmp_path):
 def test_train_batches_hide_unlabeled_labels_and_keep_labeled_ones():
     dm = GMVAEDataModule("digits", num_labeled=50, unlabeled_batch_size=64, labeled_batch_size=50)
     dm.setup("fit")
-    x, labels = next(iter(dm.train_dataloader()))
+    x, labels, rows = next(iter(dm.train_dataloader()))
     assert x.shape == (114, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
     assert (labels[:64] == -1).all() and (labels[64:] >= 0).all()
     assert sorted(labels[64:].tolist()) == sorted(dm.train_set.labels[dm.labeled_index].tolist())
+    # rows: the training rows the batch holds, in its order
+    assert torch.equal(x, dm.train_set.images[rows].float() / 255)
+    assert sorted(rows[64:].tolist()) == sorted(dm.labeled_index.tolist())
     assert dm.test_set is None  # fitting never reads the test split
 
 

@@ -22,7 +22,7 @@ class _RecordBatches(L.Callback):
         self.batches: list[tuple[int, list[int], list[float]]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        x, labels = batch
+        x, labels, _ = batch
         self.batches.append((trainer.current_epoch, labels.tolist(), x.sum((1, 2, 3)).tolist()))
 
 

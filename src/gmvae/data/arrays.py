@@ -65,24 +65,31 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 class IndexedImages(torch.utils.data.Dataset):
     """A dataset whose ``__getitems__`` gathers a whole batch with one index operation.
 
-    ``labels`` is what the model may see: -1 for rows whose label is hidden.
+    ``labels`` is what the model may see: -1 for rows whose label is hidden. With
+    ``with_rows`` a batch is ``(x, labels, rows)``, ``rows`` the dataset indices it holds
+    (targets kept per row, such as the epoch's propagated labels, are looked up by them).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, with_rows: bool = False):
         self.images = images
         self.labels = labels
+        self.with_rows = with_rows
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        if self.with_rows:
+            return to_float(self.images[index]), self.labels[index], torch.tensor(index)
         return to_float(self.images[index]), self.labels[index]
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
         idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.with_rows:
+            return to_float(self.images[idx]), self.labels[idx], idx
         return to_float(self.images[idx]), self.labels[idx]
 
 
-def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """collate_fn for :class:`IndexedImages`: the batch is already stacked."""
     return batch

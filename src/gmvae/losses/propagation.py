@@ -10,10 +10,14 @@ along chains of near neighbours among the *unlabeled* rows too, so a style that 
 to its class through other unlabeled examples takes that class's label.
 
 The graph holds the batch and a queue of the unlabeled features of recent batches (more
-points per class than one batch has), all detached: the targets carry no gradient.
+points per class than one batch has), all detached: the targets carry no gradient. For a
+graph of a whole training set (``pseudo_labels='epoch_propagation'``) the affinity is a
+sparse matrix built in row chunks, so that memory grows with N k, not N^2.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
@@ -37,6 +41,51 @@ def knn_affinity(features: torch.Tensor, k: int) -> torch.Tensor:
     w = torch.maximum(w, w.T)
     inv_sqrt_degree = w.sum(1).clamp_min(1e-12).rsqrt()
     return inv_sqrt_degree[:, None] * w * inv_sqrt_degree[None, :]
+
+
+def knn_graph(
+    features: torch.Tensor, k: int, *, chunk: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances and indices (N, k) of every row's k nearest other rows, computed ``chunk``
+    rows at a time (memory O(chunk N) instead of O(N^2))."""
+    n = features.shape[0]
+    k = min(k, n - 1)
+    nearest, idx = [], []
+    for start in range(0, n, chunk):
+        dist = torch.cdist(features[start : start + chunk], features)
+        rows = torch.arange(start, start + dist.shape[0], device=features.device)
+        dist[rows - start, rows] = float("inf")  # a row is not its own neighbour
+        d, i = dist.topk(k, dim=1, largest=False)
+        nearest.append(d)
+        idx.append(i)
+    return torch.cat(nearest), torch.cat(idx)
+
+
+def sparse_knn_affinity(features: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
+    """:func:`knn_affinity` as a sparse (N, N) CSR matrix, for graphs too large to hold dense."""
+    n = features.shape[0]
+    nearest, idx = knn_graph(features, k, chunk=chunk)
+    scale = nearest[:, -1].clamp_min(1e-12)
+    weights = torch.exp(-nearest.pow(2) / (scale[:, None] * scale[idx])).reshape(-1)
+    rows = torch.arange(n, device=features.device).repeat_interleave(idx.shape[1])
+    cols = idx.reshape(-1)
+    # max(W, W^T): both directions of every edge, the larger weight where both exist.
+    keys, inverse = torch.unique(
+        torch.cat([rows * n + cols, cols * n + rows]), sorted=True, return_inverse=True
+    )
+    merged = torch.zeros(len(keys), device=features.device).scatter_reduce_(
+        0, inverse, torch.cat([weights, weights]), "amax", include_self=False
+    )
+    rows, cols = keys // n, keys % n
+    inv_sqrt_degree = (
+        torch.zeros(n, device=features.device).index_add_(0, rows, merged).clamp_min(1e-12).rsqrt()
+    )
+    values = inv_sqrt_degree[rows] * merged * inv_sqrt_degree[cols]
+    crow = torch.zeros(n + 1, dtype=torch.long, device=features.device)
+    crow[1:] = torch.bincount(rows, minlength=n).cumsum(0)
+    with warnings.catch_warnings():  # "CSR support is in beta": its matvec is all we use
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, cols, values, (n, n), check_invariants=False)
 
 
 def conjugate_gradient(
@@ -67,15 +116,17 @@ def propagate_labels(
     graph_k: int = 10,
     alpha: float = 0.99,
     iterations: int = 20,
+    sparse: bool = False,
 ) -> torch.Tensor:
     """Class of every row after propagating the known ``labels`` (-1: unknown), (N,).
 
     Solves (I - alpha S) F = Y (Zhou et al. 2004) by conjugate gradient, then divides
     each class's column by its total mass, so that a class with many points does not
-    absorb the boundary (Iscen et al. 2019).
+    absorb the boundary (Iscen et al. 2019). ``sparse`` builds S as a sparse matrix
+    (:func:`sparse_knn_affinity`; the same result), for a whole data set.
     """
     features = features.float()
-    s = knn_affinity(features, graph_k)
+    s = (sparse_knn_affinity if sparse else knn_affinity)(features, graph_k)
     known = labels >= 0
     y = torch.zeros(features.shape[0], num_classes, device=features.device)
     y[known] = nn.functional.one_hot(labels[known], num_classes).float()

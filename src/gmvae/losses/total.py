@@ -74,9 +74,12 @@ class GMVAELoss(nn.Module):
         *,
         include_auxiliary: bool = True,
         pseudo_label_weight: float = 1.0,
+        pseudo_targets: torch.Tensor | None = None,
     ) -> LossTerms:
         """``pseudo_label_weight`` in [0, 1] scales what rests on k-NN labels: the
-        unlabeled rows' share of L_A and all of L_M (the warm-up ramp)."""
+        unlabeled rows' share of L_A and all of L_M (the warm-up ramp).
+        ``pseudo_targets`` (B,) are the unlabeled rows' targets when they come from outside
+        the batch (``pseudo_labels='epoch_propagation'``); labeled rows keep their labels."""
         cfg = self.config
         terms = LossTerms(total=x.new_zeros((), dtype=torch.float32))
         if cfg.w_reconstruction > 0:
@@ -101,7 +104,13 @@ class GMVAELoss(nn.Module):
 
         features = out.features.float()
         labeled = labels >= 0
-        if self.propagator is not None:
+        if pseudo_targets is not None:
+            assigned = pseudo_targets
+        elif cfg.pseudo_labels == "epoch_propagation":
+            raise ValueError(
+                "pseudo_labels='epoch_propagation' takes its targets as pseudo_targets"
+            )
+        elif self.propagator is not None:
             assigned = self.propagator(features.detach(), labels)
         elif self.aligner is not None:
             assigned = self.aligner(features.detach(), labels, k=cfg.knn_k)

@@ -274,7 +274,7 @@ class GMVAEDataModule(L.LightningDataModule):
             world_size=world,
         )
         return StatefulDataLoader(  # resumable mid-epoch: Lightning checkpoints its position
-            IndexedImages(self.train_set.images, observed),
+            IndexedImages(self.train_set.images, observed, with_rows=True),
             batch_sampler=sampler,
             collate_fn=keep_batch,
             pin_memory=torch.cuda.is_available(),

@@ -18,6 +18,7 @@ from gmvae.losses.total import GMVAELoss
 from gmvae.model.fast_kernels import convert_fast_kernels, set_fast_kernels
 from gmvae.model.gmvae import GMVAE
 from gmvae.training.averaging import EvaluationEMA
+from gmvae.training.epoch_targets import EpochTargets, dataset_features
 from gmvae.training.schedules import gumbel_temperature, linear_warmup
 from gmvae.training.scores import ClusteringScores
 
@@ -33,6 +34,10 @@ TRAIN_LOGGED = (
     "temperature",
     "lr",
 )
+
+
+# The epoch targets of pseudo_labels="epoch_propagation", in checkpoints.
+EPOCH_TARGETS_KEY = "epoch_targets"
 
 
 class GMVAEModule(L.LightningModule):
@@ -111,6 +116,11 @@ class GMVAEModule(L.LightningModule):
         self.criterion = GMVAELoss(
             self.loss_config, num_classes, feature_size=self.network_config.feature_size
         )
+        self.epoch_targets = (
+            EpochTargets(num_classes)
+            if self.loss_config.pseudo_labels == "epoch_propagation"
+            else None
+        )
         # Epoch means of the training terms, kept as module state: a checkpoint saved
         # mid-epoch holds the partial sums, so a resumed run logs the same means.
         self.train_means = nn.ModuleDict({name: _persistent_mean() for name in TRAIN_LOGGED})
@@ -150,8 +160,8 @@ class GMVAEModule(L.LightningModule):
             self.model.compile()  # in place: state_dict keys (and checkpoints) stay the same
 
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
-        x, labels = batch
-        return x.contiguous(memory_format=self.memory_format), labels
+        x, *rest = batch  # (x, labels) or, for training batches, (x, labels, rows)
+        return (x.contiguous(memory_format=self.memory_format), *rest)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities q(y|x), (B, c)."""
@@ -159,6 +169,24 @@ class GMVAEModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_means_logged = set()
+        if self.epoch_targets is not None:
+            self._refresh_epoch_targets()
+
+    def _refresh_epoch_targets(self) -> None:
+        """The epoch's targets, once label terms are on: kept when a resume lands within the
+        epoch they were made for."""
+        epoch = self.current_epoch
+        if epoch < int(self.loss_config.label_start) or self.epoch_targets.epoch == epoch:
+            return
+        dataset = self.trainer.train_dataloader.dataset
+        features = dataset_features(
+            self.model,
+            dataset.images,
+            device=self.device,
+            memory_format=self.memory_format,
+            context=self.trainer.precision_plugin.forward_context,
+        )
+        self.epoch_targets.refresh(features, dataset.labels, epoch)
 
     def on_train_start(self) -> None:
         # seed_everything gives every DDP rank the same seed, hence the same Gumbel and z
@@ -216,10 +244,14 @@ class GMVAEModule(L.LightningModule):
                 f"the checkpoint was made with other model options: {diff}. Pass the options it "
                 "was trained with (its run directory's config.yaml)"
             )
+        if self.epoch_targets is not None and EPOCH_TARGETS_KEY in checkpoint:
+            self.epoch_targets.load_state_dict(checkpoint[EPOCH_TARGETS_KEY])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Save the training means as a resume needs them: a run resumed from a checkpoint
         taken after an epoch's last batch starts logging the next epoch, from zero."""
+        if self.epoch_targets is not None:
+            checkpoint[EPOCH_TARGETS_KEY] = self.epoch_targets.state_dict()
         trainer = _attached_trainer(self)
         if trainer is None or not trainer.training and not trainer.validating:
             return
@@ -236,7 +268,7 @@ class GMVAEModule(L.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
-        x, labels = batch
+        x, labels, *rest = batch
         progress = self.current_epoch + batch_idx / max(self.trainer.num_training_batches, 1)
         tau = gumbel_temperature(progress, self.temperature_config)
         out = self.model(
@@ -247,8 +279,21 @@ class GMVAEModule(L.LightningModule):
         )
         label_progress = progress - self.loss_config.label_start
         ramp = linear_warmup(label_progress, self.loss_config.pseudo_label_warmup)
+        targets = None
+        if self.epoch_targets is not None and label_progress >= 0:
+            if not rest:
+                raise ConfigError(
+                    "pseudo_labels='epoch_propagation' needs training batches that carry their "
+                    "row indices, (x, labels, rows), as GMVAEDataModule's do"
+                )
+            targets = self.epoch_targets.lookup(rest[0])
         terms = self.criterion(
-            out, x, labels, pseudo_label_weight=ramp, include_auxiliary=label_progress >= 0
+            out,
+            x,
+            labels,
+            pseudo_label_weight=ramp,
+            include_auxiliary=label_progress >= 0,
+            pseudo_targets=targets,
         )
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # a Python float: no sync
         logged = {**terms.named(), "temperature": torch.tensor(tau), "lr": torch.tensor(lr)}
