@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gmvae.data.arrays import to_float
 from gmvae.data.folders import LABELS_CSV, read_labels_csv, scan_folder
 from gmvae.data.images import decode_many, warn_skipped
 from gmvae.data.label_sheet import INDEX_HEADER, positions_in, read_index_sheet
@@ -39,6 +38,7 @@ from gmvae.io.contact_sheet import numbered_sheet
 from gmvae.io.model_file import ModelCard, load_model, save_model
 from gmvae.model.gmvae import GMVAE
 from gmvae.training.clustering_model import train_clustering_model
+from gmvae.training.epoch_targets import dataset_features
 
 OUTPUTS = ("labels.csv", "contact-sheet.png", "suggestions.csv")
 MODEL_FILES = ("model.safetensors", "model.json")
@@ -225,16 +225,10 @@ def _train_clustering(pool: Pool, args: argparse.Namespace, out: Path) -> GMVAE:
     return model
 
 
-@torch.inference_mode()
 def _features(model: GMVAE, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
     """x_hat of every image, the encoder's deterministic features."""
-    model = model.eval()
     device = next(model.parameters()).device
-    parts = [
-        model.features(to_float(images[i : i + batch_size]).to(device)).float().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(parts).numpy()
+    return dataset_features(model, images, device=device, batch_size=batch_size).cpu().numpy()
 
 
 def _write(out: Path, pool: Pool, picked: Suggestion) -> None:
