@@ -4,6 +4,7 @@ exactly as the same run uninterrupted (CPU, same seed)."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -324,3 +325,16 @@ def test_a_checkpoint_older_than_an_option_loads_for_a_resume(tmp_path):
     saved["loss"]["knn_k"] = 3
     with pytest.raises(ConfigError, match="other model options"):
         module.on_load_checkpoint({"hyper_parameters": saved})
+
+
+def test_saving_last_ckpt_logs_no_weights_only_default(tmp_path, caplog):
+    """Lightning logs "`weights_only` was not set, defaulting to `False`" for a save that
+    does not say; the per-epoch save of last.ckpt says, so a user's log does not suggest
+    that checkpoints get unpickled."""
+    caplog.set_level(logging.INFO)
+    main(
+        ["fit", "--config", DEMO, "--trainer.max_epochs", "2", "--threads", "1",
+         "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET]
+    )  # fmt: skip
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert "weights_only" not in caplog.text

@@ -45,6 +45,10 @@ class AutosaveCheckpoint(ModelCheckpoint):
             return
         if not self.save_last or self.dirpath is None:
             return
+        # weights_only given, as ModelCheckpoint's own saves give it: left unset, Lightning
+        # logs "`weights_only` was not set, defaulting to `False`" at every epoch, which
+        # reads as if checkpoints were unpickled (they never are: gmvae.io.checkpoint).
         trainer.save_checkpoint(
-            str(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+            str(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"),
+            weights_only=self.save_weights_only,
         )
