@@ -6,10 +6,12 @@ from gmvae.errors import ConfigError
 from gmvae.losses import knn_assign
 from gmvae.losses.propagation import (
     PropagatedAssignment,
+    certainty,
     conjugate_gradient,
     knn_affinity,
     knn_graph,
     propagate_labels,
+    propagation_scores,
     sparse_knn_affinity,
 )
 
@@ -106,3 +108,21 @@ def test_sparse_propagation_gives_the_dense_classes():
     torch.testing.assert_close(
         propagate_labels(noise, known, 3, sparse=True), propagate_labels(noise, known, 3)
     )
+
+
+def test_certainty_is_one_for_one_class_and_zero_for_uniform_scores():
+    scores = torch.tensor([[0.0, 3.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    # the third: entropy log 2 of log 3
+    expected = torch.tensor(
+        [1.0, 0.0, 1 - torch.log(torch.tensor(2.0)) / torch.log(torch.tensor(3.0))]
+    )
+    assert torch.allclose(certainty(scores), expected, atol=1e-6)
+
+
+def test_the_labels_are_the_largest_propagation_scores():
+    noise = torch.randn(60, 5, generator=torch.Generator().manual_seed(3))
+    known = torch.full((60,), -1)
+    known[:3] = torch.tensor([0, 1, 2])
+    scores = propagation_scores(noise, known, 3, sparse=True)
+    assert scores.shape == (60, 3) and (scores >= 0).all()
+    assert torch.equal(scores.argmax(1), propagate_labels(noise, known, 3, sparse=True))

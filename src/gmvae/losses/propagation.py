@@ -108,7 +108,7 @@ def conjugate_gradient(
 
 
 @torch.no_grad()
-def propagate_labels(
+def propagation_scores(
     features: torch.Tensor,
     labels: torch.Tensor,
     num_classes: int,
@@ -118,7 +118,8 @@ def propagate_labels(
     iterations: int = 20,
     sparse: bool = False,
 ) -> torch.Tensor:
-    """Class of every row after propagating the known ``labels`` (-1: unknown), (N,).
+    """Class scores of every row after propagating the known ``labels`` (-1: unknown),
+    (N, C), non-negative; a row's class is its largest score.
 
     Solves (I - alpha S) F = Y (Zhou et al. 2004) by conjugate gradient, then divides
     each class's column by its total mass, so that a class with many points does not
@@ -132,7 +133,29 @@ def propagate_labels(
     y[known] = nn.functional.one_hot(labels[known], num_classes).float()
     scores = conjugate_gradient(lambda v: v - alpha * (s @ v), y, iterations=iterations)
     scores = scores.clamp_min(0)
-    return (scores / scores.sum(0, keepdim=True).clamp_min(1e-12)).argmax(1)
+    return scores / scores.sum(0, keepdim=True).clamp_min(1e-12)
+
+
+def propagate_labels(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    graph_k: int = 10,
+    sparse: bool = False,
+) -> torch.Tensor:
+    """Class of every row after propagation, (N,): :func:`propagation_scores`' argmax."""
+    scores = propagation_scores(features, labels, num_classes, graph_k=graph_k, sparse=sparse)
+    return scores.argmax(1)
+
+
+def certainty(scores: torch.Tensor) -> torch.Tensor:
+    """Iscen et al.'s (2019) weight of a propagated label, 1 - H(p) / log C with p a row of
+    ``scores`` (N, C) normalised to sum 1: 1 for a row whose mass is all on one class, 0
+    for a uniform one."""
+    p = scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(1)
+    return 1 - entropy / torch.log(torch.tensor(float(scores.shape[1])))
 
 
 class PropagatedAssignment(nn.Module):
