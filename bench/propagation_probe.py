@@ -18,13 +18,13 @@ import argparse
 import numpy as np
 import torch
 
-from gmvae.cli.suggest import _features as encoder_features
 from gmvae.data.arrays import to_float
 from gmvae.data.registry import get_spec, load_split
 from gmvae.data.split import balanced_labeled_subset, train_val_split
 from gmvae.io.model_file import load_model
 from gmvae.losses.assignment import knn_assign
 from gmvae.losses.propagation import certainty, propagate_labels, propagation_scores
+from gmvae.training.epoch_targets import dataset_features
 
 
 def describe(name: str, predicted: np.ndarray, truth: np.ndarray, watched: int) -> str:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = full.labels.numpy()[train]
     labeled = balanced_labeled_subset(truth, args.num_labeled, classes, args.seed)
     model, _ = load_model(args.checkpoint)
-    feats = torch.from_numpy(encoder_features(model, full.images[train]))
+    feats = dataset_features(model, full.images[train], device=torch.device("cpu"))
     known = torch.as_tensor(truth[labeled])
     unlabeled = np.setdiff1d(np.arange(len(train)), labeled)
     print(f"{args.checkpoint}, seed {args.seed}, {len(labeled)} labels")
