@@ -168,9 +168,10 @@ labeled_generative, pseudo_label_warmup, label_start, align_assignments, pseudo_
         :class:`gmvae.config.TemperatureConfig` (the Gumbel-Softmax temperature);
         ``temperature_epochs=None`` anneals over a quarter of ``max_epochs``, as the
         paper's 50 of 200.
-    lr, channels_last, compile, fast_kernels, ema_decay
+    lr, channels_last, compile, fast_kernels, ema_decay, init_encoder
         :class:`gmvae.training.module.GMVAEModule`: Adam's learning rate, the memory
-        layout, ``torch.compile``, the fast kernels, the evaluated weight average.
+        layout, ``torch.compile``, the fast kernels, the evaluated weight average, a
+        saved model whose encoder to start from.
 
     The estimator's own:
 

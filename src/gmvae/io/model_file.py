@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from gmvae.config import NetworkConfig, coerce
-from gmvae.errors import DataError
+from gmvae.errors import ConfigError, DataError
 from gmvae.io.atomic import atomic_write_bytes, atomic_write_json
 from gmvae.io.checkpoint import load_checkpoint_safely
 from gmvae.model.fast_kernels import convert_fast_kernels
@@ -89,6 +89,26 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> tuple[G
     except (OSError, SafetensorError) as exc:
         raise DataError(f"{path}: not a readable safetensors file: {exc}") from None
     return _build(card, tensors, f"{path}: weights do not match {meta_path}"), card
+
+
+def copy_encoder(target: GMVAE, path: str | os.PathLike) -> None:
+    """Load the encoder (x -> x_hat) of the model saved at ``path`` into ``target``'s.
+
+    The encoder is the part whose features the k-NN and metric losses compare, and the
+    one part shared by models trained with other latent sizes or class orders (a
+    clustering model's categories are not the classes). Raises :class:`ConfigError` when
+    the two encoders differ in shape, before anything is trained or written.
+    """
+    if not Path(path).is_file():
+        raise ConfigError(f"model.init_encoder={os.fspath(path)}: no such file")
+    source, _ = load_model(path)
+    mismatch = _first_mismatch(target.encoder.state_dict(), source.encoder.state_dict())
+    if mismatch:
+        raise ConfigError(
+            f"model.init_encoder={os.fspath(path)}: its encoder does not fit this config's: "
+            f"{mismatch} (the encoders must share the network, feature_size and image shape)"
+        )
+    target.encoder.load_state_dict(source.encoder.state_dict())
 
 
 def _load_checkpoint(path: Path, map_location: str) -> tuple[GMVAE, ModelCard]:

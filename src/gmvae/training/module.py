@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from gmvae.compat import epoch_batches_done
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
 from gmvae.errors import ConfigError
+from gmvae.io.model_file import copy_encoder
 from gmvae.losses.total import GMVAELoss
 from gmvae.model.fast_kernels import convert_fast_kernels, set_fast_kernels
 from gmvae.model.gmvae import GMVAE
@@ -61,6 +62,10 @@ class GMVAEModule(L.LightningModule):
         ema_decay: validate, select, test and export an exponential moving average of
             the weights with this decay, warmed up over the first steps
             (gmvae.training.averaging); 0 evaluates the trained weights, as the paper does.
+        init_encoder: start the encoder (x -> x_hat) from that of a saved model
+            (``model.safetensors`` or a ``.ckpt``), for example the clustering model that
+            ``gmvae suggest`` chose the labels with; the other layers start fresh. None:
+            every layer starts at random, as in the paper.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class GMVAEModule(L.LightningModule):
         compile: bool = False,
         fast_kernels: bool = True,
         ema_decay: float = 0.0,
+        init_encoder: str | None = None,
     ) -> None:
         super().__init__()
         if not lr > 0:
@@ -104,9 +110,12 @@ class GMVAEModule(L.LightningModule):
                 "compile": compile,
                 "fast_kernels": fast_kernels,
                 "ema_decay": ema_decay,
+                "init_encoder": init_encoder,
             }
         )
         self.model = convert_fast_kernels(GMVAE(image_shape, num_classes, self.network_config))
+        if init_encoder is not None:  # here, so that a bad file fails before any run folder
+            copy_encoder(self.model, init_encoder)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.fast_kernels = fast_kernels
