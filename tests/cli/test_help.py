@@ -79,7 +79,7 @@ def test_no_command_or_an_unknown_one(capsys):
     "args,expected",
     [
         (["fit", "--config", DEMO, "--model.loss.k", "3"], "--model.loss.k; did you mean --model.loss.knn_k?"),
-        (["fit", "--config", DEMO, "--model.init", "xavier"], "--model.init; did you mean --model.network.init?"),
+        (["fit", "--config", DEMO, "--model.network.inti", "xavier"], "--model.network.inti; did you mean --model.network.init?"),
         (["fit", "--config", DEMO, "--trainer.max_epohcs", "3"], "--trainer.max_epohcs; did you mean --trainer.max_epochs?"),
         (["fit", "--config", DEMO, "--checkpoint.monitr", "x"], "--checkpoint.monitr; did you mean --checkpoint.monitor?"),
         (["generate", "m.safetensors", "--out", "g.png", "--perclass", "3"], "--perclass; did you mean --per-class?"),
