@@ -168,10 +168,10 @@ labeled_generative, pseudo_label_warmup, label_start, align_assignments, pseudo_
         :class:`gmvae.config.TemperatureConfig` (the Gumbel-Softmax temperature);
         ``temperature_epochs=None`` anneals over a quarter of ``max_epochs``, as the
         paper's 50 of 200.
-    lr, channels_last, compile, fast_kernels, ema_decay, init_encoder
+    lr, channels_last, compile, fast_kernels, ema_decay, init_encoder, augment_shift
         :class:`gmvae.training.module.GMVAEModule`: Adam's learning rate, the memory
         layout, ``torch.compile``, the fast kernels, the evaluated weight average, a
-        saved model whose encoder to start from.
+        saved model whose encoder to start from, random shifts of the training images.
 
     The estimator's own:
 

@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from gmvae.compat import epoch_batches_done
 from gmvae.config import LossConfig, NetworkConfig, TemperatureConfig, coerce
+from gmvae.data.augment import check_shift, random_shift
 from gmvae.errors import ConfigError
 from gmvae.io.model_file import copy_encoder
 from gmvae.losses.total import GMVAELoss
@@ -66,6 +67,10 @@ class GMVAEModule(L.LightningModule):
             (``model.safetensors`` or a ``.ckpt``), for example the clustering model that
             ``gmvae suggest`` chose the labels with; the other layers start fresh. None:
             every layer starts at random, as in the paper.
+        augment_shift: move each training image by a random whole-pixel offset of at
+            most this many pixels along each axis, drawn anew every step
+            (gmvae.data.augment); evaluation sees the images as they are. 0: the
+            images as they are, as in the paper.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class GMVAEModule(L.LightningModule):
         fast_kernels: bool = True,
         ema_decay: float = 0.0,
         init_encoder: str | None = None,
+        augment_shift: int = 0,
     ) -> None:
         super().__init__()
         if not lr > 0:
@@ -90,6 +96,7 @@ class GMVAEModule(L.LightningModule):
         if not 0.0 <= ema_decay < 1.0:
             raise ConfigError(f"ema_decay={ema_decay!r} must be in [0, 1); 0 turns averaging off")
         image_shape = tuple(int(s) for s in image_shape)
+        self.augment_shift = check_shift(augment_shift, image_shape)
         self.network_config = coerce(NetworkConfig, network)
         self.loss_config = coerce(LossConfig, loss)
         self.temperature_config = coerce(TemperatureConfig, temperature)
@@ -111,6 +118,7 @@ class GMVAEModule(L.LightningModule):
                 "fast_kernels": fast_kernels,
                 "ema_decay": ema_decay,
                 "init_encoder": init_encoder,
+                "augment_shift": self.augment_shift,
             }
         )
         self.model = convert_fast_kernels(GMVAE(image_shape, num_classes, self.network_config))
@@ -278,6 +286,7 @@ class GMVAEModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
         x, labels, *rest = batch
+        x = random_shift(x, self.augment_shift)
         progress = self.current_epoch + batch_idx / max(self.trainer.num_training_batches, 1)
         tau = gumbel_temperature(progress, self.temperature_config)
         out = self.model(
