@@ -41,7 +41,7 @@ def test_every_image_is_a_shift_of_its_own_within_the_bound():
     assert random_shift(x, 0) is x
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, 4])
+@pytest.mark.parametrize("bad", [-1, 1.5, True, 4, "2", None, float("nan"), float("inf")])
 def test_a_bound_the_image_cannot_hold_is_refused(bad):
     with pytest.raises(ConfigError, match="augment_shift"):
         check_shift(bad, (1, 8, 8))

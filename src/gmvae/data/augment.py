@@ -9,6 +9,8 @@ training images").
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -17,7 +19,12 @@ from gmvae.errors import ConfigError
 
 def check_shift(max_shift: int, image_shape: tuple[int, int, int]) -> int:
     """``max_shift`` as an int, refused where it is negative or not below half the image."""
-    if isinstance(max_shift, bool) or int(max_shift) != max_shift or max_shift < 0:
+    whole = (
+        isinstance(max_shift, (int, float))
+        and not isinstance(max_shift, bool)
+        and math.isfinite(max_shift)
+    )
+    if not whole or int(max_shift) != max_shift or max_shift < 0:
         raise ConfigError(f"augment_shift={max_shift!r} must be a whole number of pixels >= 0")
     if 2 * max_shift >= min(image_shape[1:]):
         raise ConfigError(
