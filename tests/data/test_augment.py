@@ -4,6 +4,7 @@ evaluation sees the images as they are, and a bound the image cannot hold is ref
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,7 @@ def test_a_bound_the_image_cannot_hold_is_refused(bad):
     with pytest.raises(ConfigError, match="augment_shift"):
         check_shift(bad, (1, 8, 8))
     assert check_shift(3, (1, 8, 8)) == 3
+    assert check_shift(np.int64(2), (1, 8, 8)) == 2 and check_shift(2.0, (1, 8, 8)) == 2
 
 
 class _Inputs(L.Callback):

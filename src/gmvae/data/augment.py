@@ -10,6 +10,7 @@ training images").
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ from gmvae.errors import ConfigError
 def check_shift(max_shift: int, image_shape: tuple[int, int, int]) -> int:
     """``max_shift`` as an int, refused where it is negative or not below half the image."""
     whole = (
-        isinstance(max_shift, (int, float))
+        isinstance(max_shift, numbers.Real)
         and not isinstance(max_shift, bool)
         and math.isfinite(max_shift)
     )
