@@ -35,9 +35,7 @@ def check_shift(max_shift: int, image_shape: tuple[int, int, int]) -> int:
     return int(max_shift)
 
 
-def random_shift(
-    x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def random_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
     """Each image of ``x`` (B, C, H, W) moved by its own whole-pixel offset in
     [-max_shift, max_shift] along each axis; the edge pixels fill what comes in.
 
@@ -48,7 +46,7 @@ def random_shift(
         return x
     batch, _, height, width = x.shape
     padded = F.pad(x, (max_shift,) * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, batch), device=x.device, generator=generator)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, batch), device=x.device)
     rows = offsets[0, :, None] + torch.arange(height, device=x.device)  # (B, H)
     cols = offsets[1, :, None] + torch.arange(width, device=x.device)  # (B, W)
     index = torch.arange(batch, device=x.device)[:, None, None]
